@@ -1,0 +1,33 @@
+"""The layout of a model in the BentoML store, shared by the export step (writer) and the runners (readers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+ONNX_SUFFIX = "-onnx"
+TORCH_SUFFIX = "-torch"
+
+
+class ModelCard(BaseModel):
+    """What a runner needs besides the weights; stored as the BentoML model's metadata."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    labels: list[str] = Field(min_length=2)
+    max_length: int = Field(ge=8)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> ModelCard:
+        return cls.model_validate(metadata)
+
+
+def require_files(model_dir: Path, *names: str) -> None:
+    """Fail at start-up with the missing file's name rather than later with an opaque loader error."""
+    missing = [name for name in names if not (model_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"model at {model_dir} lacks {', '.join(missing)}")

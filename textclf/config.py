@@ -1,0 +1,51 @@
+"""Serving settings: one typed schema, read from configs/serving.yaml and overridden by TEXTCLF_* env vars."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving.yaml"
+ENV_PREFIX = "TEXTCLF_"
+
+
+class ServingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model_name: str = Field("langid", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    max_text_chars: int = Field(20_000, ge=1)
+    max_batch_texts: int = Field(64, ge=1)
+    max_batch_size: int = Field(64, ge=1)
+    max_latency_ms: int = Field(50, ge=1)
+    intra_op_threads: int = Field(2, ge=0)
+    device: Literal["cuda", "cpu"] = "cuda"
+
+    @property
+    def onnx_model_tag(self) -> str:
+        return f"{self.model_name}-onnx:latest"
+
+    @property
+    def torch_model_tag(self) -> str:
+        return f"{self.model_name}-torch:latest"
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> ServingSettings:
+    """Read the YAML file, then let TEXTCLF_<FIELD> variables win; pydantic names any bad field."""
+    path = path or Path(os.environ.get(f"{ENV_PREFIX}CONFIG", DEFAULT_CONFIG))
+    environ = os.environ if environ is None else environ
+    values = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    for field in ServingSettings.model_fields:
+        env_value = environ.get(ENV_PREFIX + field.upper())
+        if env_value is not None:
+            values[field] = env_value
+    return ServingSettings.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def settings() -> ServingSettings:
+    return load_settings()

@@ -1,0 +1,75 @@
+"""HTTP request and response schemas: the one place where requests are validated.
+
+Limits come from the serving settings at import time so that the OpenAPI page shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from textclf.config import settings
+
+_limits = settings()
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or only whitespace")
+    return text
+
+
+Text = Annotated[
+    str,
+    StringConstraints(max_length=_limits.max_text_chars),
+    AfterValidator(_not_blank),
+    Field(description=f"Text to classify: not blank, at most {_limits.max_text_chars} characters."),
+]
+
+
+class PredictRequest(BaseModel):
+    """Either one `text` or a batch of `texts`; `top_k` asks for the k best labels."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"text": "Bonjour tout le monde"}, {"texts": ["Hello", "Hola"], "top_k": 2}]},
+    )
+
+    text: Text | None = None
+    texts: Annotated[list[Text], Field(min_length=1, max_length=_limits.max_batch_texts)] | None = None
+    top_k: Annotated[int, Field(ge=1, description="Return the k best labels (at most the label count).")] = 1
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'text' or 'texts'")
+        return self
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class Prediction(BaseModel):
+    label: str
+    score: float = Field(description="Softmax probability of the label.")
+    truncated: bool = Field(description="True when the text was cut to the model's max sequence length.")
+    top_k: list[LabelScore] | None = Field(None, description="The k best labels, when top_k > 1 was asked.")
+
+
+class TextScores(BaseModel):
+    """What a runner returns per text: probabilities in label order, and whether it was truncated."""
+
+    scores: list[float]
+    truncated: bool
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_tag: str
+    labels: list[str]
+    max_length: int

@@ -1,0 +1,68 @@
+"""Step 1 (optional): fine-tune a Hugging Face checkpoint into a sequence classifier."""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+from tokenizers import Tokenizer
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, Trainer, TrainingArguments
+
+from textclf.backends.torch import model_inputs
+from textclf.tokenization import TextEncoder
+from train_export.config import FinetuneConfig
+from train_export.data import Example
+
+
+def load_classifier(checkpoint: str, labels: list[str], vocab_size: int) -> PreTrainedModel:
+    """A classification head with our labels on top of the checkpoint's encoder."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a checkpoint fine-tuned for other labels gets a fresh head
+        local_files_only=True,
+    )
+    if vocab_size != model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(vocab_size)  # new rows start at the mean embedding
+    return model
+
+
+def finetune(
+    checkpoint: str,
+    tokenizer: Tokenizer,
+    train: list[Example],
+    labels: list[str],
+    config: FinetuneConfig,
+    max_length: int,
+    seed: int,
+) -> PreTrainedModel:
+    model = load_classifier(checkpoint, labels, tokenizer.get_vocab_size())
+    encoder = TextEncoder(tokenizer, max_length)
+    label_ids = {label: i for i, label in enumerate(labels)}
+    names = model_inputs(model)
+
+    def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
+        batch = encoder.encode([e.text for e in examples])
+        features = {n: torch.from_numpy(getattr(batch, n)) for n in names}
+        features["labels"] = torch.tensor([label_ids[e.label] for e in examples])
+        return features
+
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_ratio=0.06,
+            weight_decay=0.01,
+            logging_steps=100,
+            save_strategy="no",
+            report_to=[],
+            remove_unused_columns=False,
+            seed=seed,
+            use_cpu=not torch.cuda.is_available(),
+        )
+        Trainer(model=model, args=args, train_dataset=train, data_collator=collate).train()
+    return model

@@ -1,0 +1,59 @@
+"""Steps 3a-3c: ONNX export and graph optimization (optimum), int8 dynamic quantization (onnxruntime).
+
+Each step reads and writes files, returns the file it made, and can be run on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from optimum.exporters.onnx import main_export
+import onnx
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from optimum.onnxruntime import ORTOptimizer
+from optimum.onnxruntime.configuration import OptimizationConfig
+
+from train_export.config import ExportConfig, QuantizeConfig
+
+
+def export_onnx(model_dir: Path, out_dir: Path, config: ExportConfig) -> Path:
+    """fp32 ONNX graph of a saved sequence classifier; optimum checks its outputs against torch."""
+    main_export(
+        str(model_dir),
+        output=out_dir,
+        task="text-classification",
+        opset=config.opset,
+        library_name="transformers",
+        local_files_only=True,
+        do_validation=True,
+    )
+    return out_dir / "model.onnx"
+
+
+def optimize_onnx(onnx_file: Path, config: ExportConfig) -> Path:
+    """onnxruntime's transformer fusions (attention, GELU, layer norm), done once at export instead of
+    at every service start, and before quantization so that the fused ops are quantized too."""
+    if config.optimization_level == 0:
+        return onnx_file
+    optimizer = ORTOptimizer.from_pretrained(onnx_file.parent, file_names=[onnx_file.name])
+    optimizer.optimize(
+        OptimizationConfig(optimization_level=config.optimization_level, optimize_for_gpu=False),
+        save_dir=onnx_file.parent,
+        file_suffix="optimized",
+    )
+    return onnx_file.with_name(f"{onnx_file.stem}_optimized.onnx")
+
+
+def quantize_onnx(onnx_file: Path, out_file: Path, config: QuantizeConfig) -> Path:
+    """int8 weights, activations quantized on the fly (dynamic): no calibration data needed."""
+    quantize_dynamic(
+        onnx_file,
+        out_file,
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        weight_type=QuantType.QInt8,
+        # The fused ops of an optimized graph (Attention, SkipLayerNormalization) carry no type
+        # information for shape inference; their outputs are float32.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+    )
+    return out_file

@@ -1,0 +1,68 @@
+"""Extending a WordPiece vocabulary with the characters a corpus needs, so no script turns into [UNK]."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, normalizers
+
+# Whole blocks of the small scripts, so a character absent from training still gets its own token
+# (a single unknown character makes a whole unspaced Thai or kana word [UNK]). CJK ideographs are
+# split one per token by the BERT pre-tokenizer, so only the ones seen in training are added.
+SCRIPT_BLOCKS = {
+    "latin-1 and extended": (0x00C0, 0x024F),
+    "greek": (0x0370, 0x03FF),
+    "cyrillic": (0x0400, 0x04FF),
+    "arabic": (0x0600, 0x06FF),
+    "devanagari": (0x0900, 0x097F),
+    "thai": (0x0E00, 0x0E7F),
+    "latin extended additional (vietnamese)": (0x1E00, 0x1EFF),
+    "hiragana and katakana": (0x3040, 0x30FF),
+}
+# WordPiece gives up on words longer than this; unspaced Thai or Japanese sentences are one "word".
+MAX_CHARS_PER_WORD = 1000
+
+
+# Ranges the BERT normalizer surrounds with spaces: each such character is a word of its own.
+_CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
+
+
+def keep_accents(tokenizer: Tokenizer) -> Tokenizer:
+    """Lower-case but keep diacritics, tone marks and vowel signs (the stock BERT normalizer drops
+    them, which erases Thai vowels, Hindi matras and the difference between es/pt/fr/vi spellings)."""
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=True)]
+    )
+    return tokenizer
+
+
+def _is_cjk(char: str) -> bool:
+    return any(lo <= ord(char) <= hi for lo, hi in _CJK_RANGES)
+
+
+def _candidate_characters(texts: Iterable[str], normalize: Callable[[str], str]) -> set[str]:
+    chars = {chr(c) for lo, hi in SCRIPT_BLOCKS.values() for c in range(lo, hi + 1) if unicodedata.category(chr(c))[0] in "LMN"}
+    for text in texts:
+        chars.update(c for c in normalize(text) if not c.isspace())
+    return chars
+
+
+def extend_vocabulary(tokenizer: Tokenizer, texts: Iterable[str]) -> tuple[Tokenizer, int]:
+    """Return a tokenizer whose WordPiece vocabulary also holds every needed character, as a word
+    start and as a `##` continuation, and how many tokens were added (new ids follow the old ones)."""
+    spec = json.loads(tokenizer.to_str())
+    vocab: dict[str, int] = spec["model"]["vocab"]
+    added = 0
+    normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
+    next_id = max(vocab.values()) + 1
+    for char in sorted(_candidate_characters(texts, normalize)):
+        for token in (char,) if _is_cjk(char) else (char, "##" + char):
+            if token not in vocab:
+                vocab[token] = next_id
+                next_id += 1
+                added += 1
+    spec["model"]["max_input_chars_per_word"] = MAX_CHARS_PER_WORD
+    return Tokenizer.from_str(json.dumps(spec)), added
