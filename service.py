@@ -1,9 +1,12 @@
 """HTTP predict API over two runners: int8 ONNX on the CPU (the default) and torch on a GPU."""
 
+import asyncio
+
 import bentoml
 
 from textclf.config import settings
 from textclf.predictions import RequestError, check_top_k, to_prediction
+from textclf.runner_calls import call_runner
 from textclf.schemas import ModelInfo, Prediction, PredictRequest, TextScores
 
 SETTINGS = settings()
@@ -17,7 +20,7 @@ class OnnxRunner:
     def __init__(self) -> None:
         from textclf.loading import onnx_classifier
 
-        self.classifier = onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS.intra_op_threads)
+        self.classifier = onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
     @bentoml.api(**BATCHING)
     def classify(self, texts: list[str]) -> list[TextScores]:
@@ -35,7 +38,7 @@ class TorchRunner:
     def __init__(self) -> None:
         from textclf.loading import torch_classifier
 
-        self.classifier = torch_classifier(self.model.path, self.model.info.metadata, SETTINGS.device)
+        self.classifier = torch_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
     @bentoml.api(**BATCHING)
     def classify(self, texts: list[str]) -> list[TextScores]:
@@ -50,19 +53,28 @@ class PredictAPI:
     """The HTTP layer, shared by both entry services; `runner` is set by each of them."""
 
     runner: "OnnxRunner | TorchRunner"
-    labels: list[str] | None = None  # fetched from the runner once, on the first request
+
+    def __init__(self) -> None:
+        self._labels: list[str] | None = None
+        self._labels_lock = asyncio.Lock()
+
+    async def labels(self) -> list[str]:
+        """Asked of the runner once: a burst of first requests must not each ask again."""
+        async with self._labels_lock:
+            if self._labels is None:
+                self._labels = (await call_runner(self.runner.to_async.info)).labels
+        return self._labels
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     async def predict(self, text: str | None, texts: list[str] | None, top_k: int) -> Prediction | list[Prediction]:
-        if self.labels is None:
-            self.labels = (await self.runner.to_async.info()).labels
+        labels = await self.labels()
         try:
-            check_top_k(top_k, self.labels)
+            check_top_k(top_k, labels)
         except RequestError as error:
             return error.response()
         # Awaiting the batchable method is what lets concurrent requests share one batch.
-        results = await self.runner.to_async.classify([text] if texts is None else texts)
-        predictions = [to_prediction(r, self.labels, top_k) for r in results]
+        results = await call_runner(self.runner.to_async.classify, [text] if texts is None else texts)
+        predictions = [to_prediction(r, labels, top_k) for r in results]
         return predictions[0] if texts is None else predictions
 
 

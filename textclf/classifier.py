@@ -15,23 +15,32 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Classifier:
-    def __init__(self, encoder: TextEncoder, backend: Backend, labels: list[str]) -> None:
+    def __init__(self, encoder: TextEncoder, backend: Backend, labels: list[str], forward_batch: int = 32) -> None:
         self.encoder = encoder
         self.backend = backend
         self.labels = labels
+        self.forward_batch = forward_batch
+
+    def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """Texts are sorted by token count and run in slices of `forward_batch`: each slice is padded
+        only to its own longest text, and an adaptive batch of many requests never becomes one
+        giant tensor."""
+        encodings = self.encoder.tokenize(texts)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), self.forward_batch):
+            rows = order[start : start + self.forward_batch]
+            probs[rows] = softmax(self.backend.logits(self.encoder.pad([encodings[i] for i in rows])))
+        return probs, [bool(e.overflowing) for e in encodings]
 
     def classify(self, texts: list[str]) -> list[TextScores]:
-        batch = self.encoder.encode(texts)
-        probs = softmax(self.backend.logits(batch))
-        return [TextScores(scores=p.tolist(), truncated=t) for p, t in zip(probs, batch.truncated)]
+        probs, truncated = self.probabilities(texts)
+        return [TextScores(scores=p.tolist(), truncated=t) for p, t in zip(probs, truncated)]
 
-    def predict_labels(self, texts: list[str], batch_size: int = 64) -> list[str]:
-        """The best label of each text, in batches (for offline evaluation and parity checks)."""
-        best: list[str] = []
-        for start in range(0, len(texts), batch_size):
-            logits = self.backend.logits(self.encoder.encode(texts[start : start + batch_size]))
-            best += [self.labels[i] for i in logits.argmax(axis=-1)]
-        return best
+    def predict_labels(self, texts: list[str]) -> list[str]:
+        """The best label of each text (for offline evaluation and parity checks)."""
+        probs, _ = self.probabilities(texts)
+        return [self.labels[i] for i in probs.argmax(axis=-1)]
 
     def describe(self, model_tag: str) -> ModelInfo:
         return ModelInfo(model_tag=model_tag, labels=self.labels, max_length=self.encoder.max_length)

@@ -21,7 +21,8 @@ class ServingSettings(BaseModel):
     max_text_chars: int = Field(20_000, ge=1)
     max_batch_texts: int = Field(64, ge=1)
     max_batch_size: int = Field(64, ge=1)
-    max_latency_ms: int = Field(50, ge=1)
+    max_latency_ms: int = Field(2000, ge=1)
+    forward_batch_texts: int = Field(32, ge=1)
     intra_op_threads: int = Field(2, ge=0)
     device: Literal["cuda", "cpu"] = "cuda"
 

@@ -1,4 +1,4 @@
-"""Turns texts into a padded batch of token ids with the `tokenizers` library (no transformers)."""
+"""Turns texts into padded batches of token ids with the `tokenizers` library (no transformers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -25,23 +25,31 @@ class EncodedBatch:
 class TextEncoder:
     def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
         self.max_length = max_length
-        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())  # a copy: padding is set below
+        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())  # a copy: its settings change below
         self._tokenizer.enable_truncation(max_length=max_length)
-        # Pad to the longest text of each batch: a tokenizer.json that pads to a fixed length
-        # (the MiniLM one pads to 128) makes every short text pay for the full length.
-        pad_id = self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0
-        pad_token = self._tokenizer.id_to_token(pad_id) or "[PAD]"
-        self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+        # Padding happens per batch in `pad`: a tokenizer.json that pads to a fixed length (the
+        # MiniLM one pads to 128) would make every short text pay for the full length.
+        self._pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else 0  # masked out either way
+        self._tokenizer.no_padding()
 
     @classmethod
     def from_file(cls, tokenizer_file: Path, max_length: int) -> TextEncoder:
         return cls(Tokenizer.from_file(str(tokenizer_file)), max_length)
 
+    def tokenize(self, texts: list[str]) -> list[Encoding]:
+        return self._tokenizer.encode_batch(texts)
+
+    def pad(self, encodings: list[Encoding]) -> EncodedBatch:
+        width = max(len(e.ids) for e in encodings)
+        input_ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(encodings), width), dtype=np.int64)
+        token_type_ids = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            input_ids[row, :n] = encoding.ids
+            attention_mask[row, :n] = encoding.attention_mask
+            token_type_ids[row, :n] = encoding.type_ids
+        return EncodedBatch(input_ids, attention_mask, token_type_ids, truncated=[bool(e.overflowing) for e in encodings])
+
     def encode(self, texts: list[str]) -> EncodedBatch:
-        encodings = self._tokenizer.encode_batch(texts)
-        return EncodedBatch(
-            input_ids=np.array([e.ids for e in encodings], dtype=np.int64),
-            attention_mask=np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            token_type_ids=np.array([e.type_ids for e in encodings], dtype=np.int64),
-            truncated=[bool(e.overflowing) for e in encodings],
-        )
+        return self.pad(self.tokenize(texts))

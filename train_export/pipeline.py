@@ -62,9 +62,9 @@ def load_examples(config: TrainExportConfig, scratch: Path) -> list[Example]:
 
 def save_torch_model(model: PreTrainedModel, source: PreTrainedTokenizerFast, tokenizer: Tokenizer, max_length: int, out_dir: Path) -> None:
     """A standard Hugging Face folder (AutoModel/AutoTokenizer load it) whose tokenizer.json is
-    the one the service uses: truncation at max_length, no fixed-length padding."""
+    the one the service uses: truncation at max_length, padding to the longest text of a batch."""
     tokenizer = Tokenizer.from_str(tokenizer.to_str())
-    tokenizer.no_padding()
+    tokenizer.enable_padding(pad_id=source.pad_token_id, pad_token=source.pad_token)
     tokenizer.enable_truncation(max_length)
     model.save_pretrained(out_dir)
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=max_length, **source.special_tokens_map).save_pretrained(out_dir)
