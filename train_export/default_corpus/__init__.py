@@ -1,0 +1,67 @@
+"""The built-in corpus of the default model, a 20-language identifier.
+
+Each language gets its hand-written sentences (sentences/<code>.txt, one a line), topped up with
+translated interface strings that installed PyPI packages ship (registry_text). Nothing is fetched:
+the output depends only on the seed, the sentence files and the installed package versions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import unicodedata
+from pathlib import Path
+
+from train_export.default_corpus.languages import LANGUAGES
+from train_export.default_corpus.registry_text import registry_texts
+
+__all__ = ["LANGUAGES", "SENTENCES_DIR", "build_corpus", "hand_written", "missing_sentence_files"]
+
+SENTENCES_DIR = Path(__file__).with_name("sentences")
+
+
+def missing_sentence_files() -> list[str]:
+    """Languages without a sentences file; they still get registry text, so the caller decides
+    whether that is worth a warning."""
+    return [language for language in LANGUAGES if not (SENTENCES_DIR / f"{language}.txt").is_file()]
+
+
+def hand_written(language: str) -> list[str]:
+    """The language's hand-written sentences in file order, blank lines and repeats left out."""
+    path = SENTENCES_DIR / f"{language}.txt"
+    if not path.is_file():
+        return []
+    # NFC, as registry text is: the same sentence must not come in two encodings.
+    lines = (unicodedata.normalize("NFC", line.strip()) for line in path.read_text("utf-8").splitlines())
+    return list(dict.fromkeys(line for line in lines if line))
+
+
+def build_corpus(out_path: Path, *, per_language: int, seed: int = 0) -> dict[str, int]:
+    """Write a shuffled JSONL corpus of {"text", "label"} lines and return the count per label.
+
+    Every language gets up to per_language samples: its hand-written sentences first, as the most
+    natural text there is, then registry text drawn at random. A language whose sources run short
+    gets fewer rather than repeats.
+    """
+    if per_language < 1:
+        raise ValueError(f"per_language must be at least 1, not {per_language}")
+    registry = registry_texts()
+    samples: list[tuple[str, str]] = []
+    counts: dict[str, int] = {}
+    for language in LANGUAGES:
+        # One generator per language: what one language draws does not shift another's sample.
+        rng = random.Random(f"{seed}:{language}")
+        texts = hand_written(language)
+        if len(texts) > per_language:
+            texts = rng.sample(texts, per_language)
+        chosen = set(texts)
+        pool = [text for text in registry[language] if text not in chosen]
+        texts += rng.sample(pool, min(per_language - len(texts), len(pool)))
+        samples += [(text, language) for text in texts]
+        counts[language] = len(texts)
+    random.Random(seed).shuffle(samples)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with out_path.open("w", encoding="utf-8") as f:
+        for text, label in samples:
+            f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+    return counts
