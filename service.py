@@ -7,7 +7,7 @@ import bentoml
 from textclf.config import settings
 from textclf.predictions import RequestError, check_top_k, to_prediction
 from textclf.runner_calls import call_runner
-from textclf.schemas import ModelInfo, Prediction, PredictRequest, TextScores
+from textclf.schemas import ModelInfo, PredictRequest, PredictResponse, TextScores
 
 SETTINGS = settings()
 BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
@@ -66,7 +66,7 @@ class PredictAPI:
         return self._labels
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    async def predict(self, text: str | None, texts: list[str] | None, top_k: int) -> Prediction | list[Prediction]:
+    async def predict(self, text: str | None, texts: list[str] | None, top_k: int) -> PredictResponse:
         labels = await self.labels()
         try:
             check_top_k(top_k, labels)
@@ -75,7 +75,7 @@ class PredictAPI:
         # Awaiting the batchable method is what lets concurrent requests share one batch.
         results = await call_runner(self.runner.to_async.classify, [text] if texts is None else texts)
         predictions = [to_prediction(r, labels, top_k) for r in results]
-        return predictions[0] if texts is None else predictions
+        return PredictResponse(predictions[0] if texts is None else predictions)
 
 
 @bentoml.service(name="text-classifier", traffic={"timeout": 30})

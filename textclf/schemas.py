@@ -5,9 +5,9 @@ Limits come from the serving settings at import time so that the OpenAPI page sh
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
 from textclf.config import settings
 
@@ -34,7 +34,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"examples": [{"text": "Bonjour tout le monde"}, {"texts": ["Hello", "Hola"], "top_k": 2}]},
+        json_schema_extra={"example": {"texts": ["Bonjour tout le monde", "Guten Morgen"], "top_k": 2}},
     )
 
     text: Text | None = None
@@ -58,6 +58,17 @@ class Prediction(BaseModel):
     score: float = Field(description="Softmax probability of the label.")
     truncated: bool = Field(description="True when the text was cut to the model's max sequence length.")
     top_k: list[LabelScore] | None = Field(None, description="The k best labels, when top_k > 1 was asked.")
+
+
+def _one_of(schema: dict[str, Any]) -> None:
+    # "oneOf" documents both shapes; BentoML's OpenAPI writer mangles an "anyOf" of references.
+    schema["oneOf"] = schema.pop("anyOf")
+
+
+class PredictResponse(RootModel[Prediction | list[Prediction]]):
+    """One prediction for `text`, a list in input order for `texts`."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of)
 
 
 class TextScores(BaseModel):

@@ -30,6 +30,7 @@ class FinetuneConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     extend_vocab: bool = False
+    max_length: int | None = Field(None, ge=8, description="truncate training texts here (default: the model's max_length)")
 
 
 class ExportConfig(_Strict):

@@ -39,15 +39,19 @@ def finetune(
     seed: int,
 ) -> PreTrainedModel:
     model = load_classifier(checkpoint, labels, tokenizer.get_vocab_size())
-    encoder = TextEncoder(tokenizer, max_length)
+    encoder = TextEncoder(tokenizer, config.max_length or max_length)
     label_ids = {label: i for i, label in enumerate(labels)}
     names = model_inputs(model)
+    # Pre-tokenized features: the Trainer groups texts of similar length into a batch
+    # (group_by_length reads "input_ids"), so a batch is not padded to its one long outlier.
+    encodings = encoder.tokenize([e.text for e in train])
+    features = [{"input_ids": enc.ids, "encoding": enc, "label": label_ids[e.label]} for enc, e in zip(encodings, train)]
 
-    def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
-        batch = encoder.encode([e.text for e in examples])
-        features = {n: torch.from_numpy(getattr(batch, n)) for n in names}
-        features["labels"] = torch.tensor([label_ids[e.label] for e in examples])
-        return features
+    def collate(batch: list[dict]) -> dict[str, torch.Tensor]:
+        padded = encoder.pad([f["encoding"] for f in batch])
+        tensors = {n: torch.from_numpy(getattr(padded, n)) for n in names}
+        tensors["labels"] = torch.tensor([f["label"] for f in batch])
+        return tensors
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -57,6 +61,7 @@ def finetune(
             learning_rate=config.learning_rate,
             warmup_ratio=0.06,
             weight_decay=0.01,
+            group_by_length=True,
             logging_steps=100,
             save_strategy="no",
             report_to=[],
@@ -64,5 +69,5 @@ def finetune(
             seed=seed,
             use_cpu=not torch.cuda.is_available(),
         )
-        Trainer(model=model, args=args, train_dataset=train, data_collator=collate).train()
+        Trainer(model=model, args=args, train_dataset=features, data_collator=collate).train()
     return model

@@ -39,7 +39,7 @@ def keep_accents(tokenizer: Tokenizer) -> Tokenizer:
     return tokenizer
 
 
-def _is_cjk(char: str) -> bool:
+def is_cjk(char: str) -> bool:
     return any(lo <= ord(char) <= hi for lo, hi in _CJK_RANGES)
 
 
@@ -59,7 +59,7 @@ def extend_vocabulary(tokenizer: Tokenizer, texts: Iterable[str]) -> tuple[Token
     normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
     next_id = max(vocab.values()) + 1
     for char in sorted(_candidate_characters(texts, normalize)):
-        for token in (char,) if _is_cjk(char) else (char, "##" + char):
+        for token in (char,) if is_cjk(char) else (char, "##" + char):
             if token not in vocab:
                 vocab[token] = next_id
                 next_id += 1

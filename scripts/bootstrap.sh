@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project with the extras for export, the default corpus and tests.
+# Idempotent: reinstalls only when pyproject.toml changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv with $("$PYTHON" --version)"
+    "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "bootstrap: installing the project and its export, corpus and dev extras (first time takes minutes)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    # torch==2.13.0 is pinned in the export extra: that is the CPU wheel; anything looser pulls CUDA.
+    .venv/bin/python -m pip install --quiet -e ".[export,corpus,dev]"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi

