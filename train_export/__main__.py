@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
 from rich.console import Console
 
 from train_export.config import TrainExportConfig, load_config
@@ -25,6 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=float)
     parser.add_argument("--max-length", type=int)
     parser.add_argument("--min-agreement", type=float, help="parity gate threshold, 0..1")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a BentoML label for both models (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -41,6 +41,11 @@ def apply_overrides(config: TrainExportConfig, args: argparse.Namespace) -> Trai
         values["finetune"]["epochs"] = args.epochs
     if args.min_agreement is not None:
         values["parity"]["min_agreement"] = args.min_agreement
+    for label in args.label:
+        key, sep, value = label.partition("=")
+        if not sep:
+            raise ValueError(f"--label wants KEY=VALUE, not {label!r}")
+        values["labels"][key] = value
     return TrainExportConfig.model_validate(values)
 
 
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = apply_overrides(load_config(args.config), args)
-    except (ValidationError, OSError) as error:
+    except (ValueError, OSError) as error:  # pydantic's ValidationError is a ValueError
         console.print(f"[red]bad configuration:[/] {error}")
         return 2
     from train_export.pipeline import run  # heavy imports (torch, optimum) after the config is known good

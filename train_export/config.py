@@ -57,6 +57,7 @@ class TrainExportConfig(_Strict):
     export: ExportConfig = ExportConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     parity: ParityConfig = ParityConfig()
+    labels: dict[str, str] = Field(default_factory=dict, description="BentoML labels put on both models")
 
     def base_model_path(self) -> str:
         """pkg:<package>/<folder> names a checkpoint shipped inside an installed Python package."""

@@ -129,6 +129,6 @@ def run(config: TrainExportConfig, console: Console) -> ExportResult:
                 "export_config": config.model_dump(mode="json"),
             }
             version = bentoml.Tag(config.name).make_new_version().version
-            torch_tag, onnx_tag = save_models(config.name, version, torch_dir, onnx_dir, metadata, {"task": "text-classification"})
+            torch_tag, onnx_tag = save_models(config.name, version, torch_dir, onnx_dir, metadata, {"task": "text-classification"} | config.labels)
             console.print(f"saved [bold]{torch_tag}[/] and [bold]{onnx_tag}[/]")
     return ExportResult(torch_tag, onnx_tag, torch_accuracy, int8_accuracy, parity)

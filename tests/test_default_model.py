@@ -1,0 +1,64 @@
+"""The default language identifier, as the main command builds it, served for real.
+
+It lives in the user's BentoML store (the README's test command trains it first when absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import HELDOUT, REPO, USER_BENTOML_HOME, Server, start_server, stop_server
+from train_export.default_corpus import LANGUAGES
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+MIN_HELDOUT_ACCURACY = 0.97
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"BENTOML_HOME": USER_BENTOML_HOME, "TEXTCLF_MODEL_NAME": "langid"}
+    server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "default.log")
+    yield server
+    stop_server(server.process)
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [("Bonjour tout le monde", "fr"), ("Guten Morgen, wie geht es dir?", "de"), ("Доброе утро", "ru"), ("こんにちは", "ja")],
+)
+def test_the_readme_examples(default_server: Server, text: str, label: str) -> None:
+    assert default_server.post({"text": text}).json()["label"] == label
+
+
+def test_heldout_accuracy_on_unseen_natural_sentences(default_server: Server) -> None:
+    texts, truth = [], []
+    for language in LANGUAGES:
+        lines = (HELDOUT / f"{language}.txt").read_text(encoding="utf-8").splitlines()
+        texts += lines
+        truth += [language] * len(lines)
+    predicted = []
+    for start in range(0, len(texts), 32):
+        response = default_server.post({"texts": texts[start : start + 32]})
+        assert response.status_code == 200, response.text
+        predicted += [p["label"] for p in response.json()]
+    wrong = [(t, p, x) for t, p, x in zip(truth, predicted, texts) if t != p]
+    accuracy = 1 - len(wrong) / len(texts)
+    print(f"\nheld-out accuracy of the default model: {accuracy:.2%} on {len(texts)} sentences; misses: {wrong}")
+    assert accuracy >= MIN_HELDOUT_ACCURACY, wrong
+
+
+def test_both_default_models_carry_their_metrics() -> None:
+    for suffix in ("onnx", "torch"):
+        process = subprocess.run(
+            [sys.executable, "-m", "bentoml", "models", "get", f"langid-{suffix}:latest", "-o", "json"],
+            cwd=REPO, env=os.environ | {"BENTOML_HOME": USER_BENTOML_HOME}, capture_output=True, text=True, check=True,
+        )
+        metadata = json.loads(process.stdout)["metadata"]
+        assert metadata["labels"] == sorted(LANGUAGES)
+        assert metadata["parity_agreement"] >= 0.995
+        assert metadata["validation_accuracy_int8"] >= MIN_HELDOUT_ACCURACY
