@@ -4,6 +4,7 @@ import asyncio
 
 import bentoml
 
+from textclf.classifier import Classifier
 from textclf.config import settings
 from textclf.predictions import RequestError, check_top_k, to_prediction
 from textclf.runner_calls import call_runner
@@ -13,8 +14,23 @@ SETTINGS = settings()
 BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
 
 
+class RunnerAPI:
+    """What the HTTP layer calls, shared by both runners; each loads its own `classifier`."""
+
+    classifier: Classifier
+    model: bentoml.Model
+
+    @bentoml.api(**BATCHING)
+    def classify(self, texts: list[str]) -> list[TextScores]:
+        return self.classifier.classify(texts)
+
+    @bentoml.api
+    def info(self) -> ModelInfo:
+        return self.classifier.describe(str(self.model.tag))
+
+
 @bentoml.service(workers=1, traffic={"timeout": 30})
-class OnnxRunner:
+class OnnxRunner(RunnerAPI):
     model = bentoml.models.BentoModel(SETTINGS.onnx_model_tag)
 
     def __init__(self) -> None:
@@ -22,31 +38,15 @@ class OnnxRunner:
 
         self.classifier = onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
-    @bentoml.api(**BATCHING)
-    def classify(self, texts: list[str]) -> list[TextScores]:
-        return self.classifier.classify(texts)
-
-    @bentoml.api
-    def info(self) -> ModelInfo:
-        return self.classifier.describe(str(self.model.tag))
-
 
 @bentoml.service(workers=1, resources={"gpu": 1}, traffic={"timeout": 30})
-class TorchRunner:
+class TorchRunner(RunnerAPI):
     model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
 
     def __init__(self) -> None:
         from textclf.loading import torch_classifier
 
         self.classifier = torch_classifier(self.model.path, self.model.info.metadata, SETTINGS)
-
-    @bentoml.api(**BATCHING)
-    def classify(self, texts: list[str]) -> list[TextScores]:
-        return self.classifier.classify(texts)
-
-    @bentoml.api
-    def info(self) -> ModelInfo:
-        return self.classifier.describe(str(self.model.tag))
 
 
 class PredictAPI:

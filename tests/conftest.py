@@ -3,8 +3,10 @@ private BentoML store, and a real `bentoml serve` process on a free port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,38 +106,55 @@ class Server:
 
 
 def start_server(service: str, env: dict[str, str], log: Path, timeout: float = 120) -> Server:
+    """`bentoml serve` of `service` on a free port, once /readyz answers 200.
+
+    `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir when it starts, which would wipe
+    the metrics of another running server: each server gets a home of its own that links the
+    models of the store it serves from (env's BENTOML_HOME, else the tests' store).
+    """
+    store = Path(env.get("BENTOML_HOME", os.environ["BENTOML_HOME"]))
+    home = Path(tempfile.mkdtemp(prefix="textclf-serve-home-"))
+    (home / "models").symlink_to(store / "models", target_is_directory=True)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
-        env=os.environ | env,
+        env=os.environ | env | {"BENTOML_HOME": str(home)},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    server = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return Server(url, process, log)
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return server
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    stop_server(process)
+    stop_server(server)
     raise TimeoutError(f"{service} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+def stop_server(server: Server, grace: float = 10.0) -> None:
+    """SIGTERM, a grace period, then SIGKILL of every process of the server. BentoML's workers run
+    in process groups of their own, and one still holding an abandoned /readyz probe waits for the
+    30 s traffic timeout before it exits, so they are found and killed by PID."""
+    try:
+        processes = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        processes = []
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=10)
+    server.process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -143,4 +163,4 @@ def cpu_server(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_MAX_TEXT_CHARS": "2000", "TEXTCLF_MAX_BATCH_TEXTS": "8"}
     server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "cpu.log")
     yield server
-    stop_server(server.process)
+    stop_server(server)

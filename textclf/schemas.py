@@ -5,6 +5,7 @@ Limits come from the serving settings at import time so that the OpenAPI page sh
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
@@ -15,7 +16,8 @@ _limits = settings()
 
 
 def _not_blank(text: str) -> str:
-    if not text.strip():
+    # Invisible format characters (zero-width space, BOM) count as blank too.
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
         raise ValueError("text is empty or only whitespace")
     return text
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optimum.exporters.onnx import main_export
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from optimum.exporters.onnx import main_export
 from optimum.onnxruntime import ORTOptimizer
 from optimum.onnxruntime.configuration import OptimizationConfig
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 import bentoml
 from rich.console import Console
@@ -126,7 +126,7 @@ def run(config: TrainExportConfig, console: Console) -> ExportResult:
                 "validation_texts": parity.compared,
                 "onnx_fp32_bytes": fp32.stat().st_size,
                 "onnx_int8_bytes": int8.stat().st_size,
-                "export_config": config.model_dump(mode="json"),
+                "export_config": config.model_dump(mode="json", exclude_none=True),  # the store takes no None
             }
             version = bentoml.Tag(config.name).make_new_version().version
             torch_tag, onnx_tag = save_models(config.name, version, torch_dir, onnx_dir, metadata, {"task": "text-classification"} | config.labels)

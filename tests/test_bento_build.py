@@ -1,0 +1,119 @@
+"""`bentoml build` of both bentofiles against the tests' store: each bento carries only its own model,
+its own Python requirements and its own backend module."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+TAG_LINE = re.compile(r"^__tag__:(\S+)$", re.MULTILINE)
+
+
+def build(bentofile: str) -> str:
+    """Runs `bentoml build` as a user would, from the repository, and returns the new bento's tag."""
+    env = os.environ | {
+        "TEXTCLF_MODEL_NAME": "tiny",
+        "BENTOML_NO_LOCAL_URL": "1",
+        "BENTOML_HOME": os.environ["BENTOML_HOME"],  # the tests' private store (conftest)
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    command = [sys.executable, "-m", "bentoml", "build", "-f", bentofile, "-o", "tag"]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"bentoml build -f {bentofile} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    match = TAG_LINE.search(result.stdout)
+    assert match, f"no bento tag in the output of bentoml build:\n{result.stdout[-3000:]}"
+    return match.group(1)
+
+
+class Built:
+    def __init__(self, tag: str) -> None:
+        import bentoml
+
+        self.bento = bentoml.bentos.get(tag)
+        self.path = Path(self.bento.path)
+        self.yaml = yaml.safe_load((self.path / "bento.yaml").read_text())
+
+    def model_tags(self) -> set[str]:
+        """All models of the bento: BentoML 1.4 lists them per service in bento.yaml."""
+        return {str(m.tag) for m in self.bento.info.all_models}
+
+    def yaml_model_tags(self) -> set[str]:
+        tags = {m["tag"] for m in self.yaml.get("models") or []}
+        for service in self.yaml.get("services") or []:
+            tags |= {m["tag"] for m in service.get("models") or []}
+        return tags
+
+    def requirements(self) -> set[str]:
+        """Normalized distribution names of env/python/requirements.txt."""
+        names = set()
+        for line in (self.path / "env" / "python" / "requirements.txt").read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+                assert name, line
+                names.add(re.sub(r"[-_.]+", "-", name.group(0)).lower())
+        return names
+
+    def src_files(self) -> set[str]:
+        src = self.path / "src"
+        return {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def cpu_bento(tiny_export) -> Built:
+    return Built(build("bentofile.yaml"))
+
+
+@pytest.fixture(scope="module")
+def gpu_bento(tiny_export) -> Built:
+    return Built(build("bentofile.gpu.yaml"))
+
+
+def test_cpu_bento_carries_exactly_the_onnx_model(cpu_bento: Built, tiny_export) -> None:
+    assert cpu_bento.bento.info.name == "text-classifier"
+    assert cpu_bento.bento.info.labels.get("variant") == "cpu"
+    assert cpu_bento.model_tags() == {str(tiny_export.onnx_tag)}
+    assert cpu_bento.yaml_model_tags() == {str(tiny_export.onnx_tag)}
+    assert not any(tag.split(":")[0].endswith("-torch") for tag in cpu_bento.yaml_model_tags())
+
+
+def test_gpu_bento_carries_exactly_the_torch_model(gpu_bento: Built, tiny_export) -> None:
+    assert gpu_bento.bento.info.name == "text-classifier-gpu"
+    assert gpu_bento.bento.info.labels.get("variant") == "gpu"
+    assert gpu_bento.model_tags() == {str(tiny_export.torch_tag)}
+    assert gpu_bento.yaml_model_tags() == {str(tiny_export.torch_tag)}
+
+
+def test_cpu_bento_requirements_have_onnxruntime_and_no_torch(cpu_bento: Built) -> None:
+    requirements = cpu_bento.requirements()
+    assert {"bentoml", "onnxruntime", "tokenizers"} <= requirements
+    assert not requirements & {"torch", "transformers", "onnxruntime-gpu"}, requirements
+
+
+def test_gpu_bento_requirements_have_torch_and_no_onnxruntime(gpu_bento: Built) -> None:
+    requirements = gpu_bento.requirements()
+    assert {"bentoml", "torch", "transformers", "tokenizers"} <= requirements
+    assert not {r for r in requirements if r.startswith("onnxruntime")}, requirements
+
+
+def test_cpu_bento_source_leaves_out_the_torch_backend(cpu_bento: Built) -> None:
+    files = cpu_bento.src_files()
+    assert {"service.py", "configs/serving.yaml", "textclf/backends/onnx.py", "textclf/loading.py"} <= files
+    assert "textclf/backends/torch.py" not in files
+
+
+def test_gpu_bento_source_has_the_torch_backend_and_runs_on_cuda(gpu_bento: Built) -> None:
+    files = gpu_bento.src_files()
+    assert {"service.py", "configs/serving.yaml", "textclf/backends/torch.py"} <= files
+    envs = {e["name"]: e["value"] for e in gpu_bento.yaml.get("envs") or []}
+    assert envs.get("TEXTCLF_DEVICE") == "cuda"
