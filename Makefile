@@ -1,5 +1,5 @@
 # Entry points. Each target installs what it needs first, so every one works on a fresh machine.
-.PHONY: setup model serve test
+.PHONY: setup model serve image sizes test
 
 setup:
 	bash scripts/bootstrap.sh
@@ -11,5 +11,18 @@ model: setup
 serve: model
 	.venv/bin/bentoml serve --host 127.0.0.1 --port 3000
 
+# The CPU image of the default model (needs a Docker engine; ensure_docker.sh makes one here).
+image: model
+	bash scripts/containerize.sh bentofile.yaml textclf-cpu:latest
+
+# Size report of the CPU image next to the stock BentoML image of the same bento:
+# reports/image_sizes.{md,json,png}.
+sizes: model
+	bash scripts/ensure_docker.sh
+	.venv/bin/python scripts/image_report.py
+
+# The container tests need an engine and a python:3.11-slim base: ensure_docker.sh provides both
+# on a machine without them and does nothing where they exist.
 test: model
+	bash scripts/ensure_docker.sh
 	.venv/bin/python -m pytest -ra

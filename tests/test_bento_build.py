@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,30 @@ def test_gpu_bento_source_has_the_torch_backend_and_runs_on_cuda(gpu_bento: Buil
     assert {"service.py", "configs/serving.yaml", "textclf/backends/torch.py"} <= files
     envs = {e["name"]: e["value"] for e in gpu_bento.yaml.get("envs") or []}
     assert envs.get("TEXTCLF_DEVICE") == "cuda"
+
+
+def test_gpu_dockerfile_starts_from_cuda_runtime_and_installs_cuda_torch(gpu_bento: Built, tmp_path, monkeypatch) -> None:
+    # The CUDA base image cannot be pulled here, so the image is not built: the Dockerfile that
+    # `bentoml containerize` would use is checked instead.
+    from bentoml.container import get_containerfile
+
+    monkeypatch.chdir(tempfile.gettempdir())  # bentoml#5566: a Dockerfile template is only read from below the cwd
+
+    dockerfile = Path(get_containerfile(gpu_bento.bento.tag, output_path=str(tmp_path / "Dockerfile"))).read_text()
+    assert dockerfile.splitlines()[0].startswith("FROM nvidia/cuda:") and "-runtime-" in dockerfile.splitlines()[0]
+    requirements = gpu_bento.requirements()
+    # PyPI's Linux x86_64 torch wheels are CUDA builds; a +cpu local version would mean a CPU wheel.
+    torch_pin = next(line for line in (gpu_bento.path / "env/python/requirements.txt").read_text().splitlines() if line.startswith("torch"))
+    assert "+cpu" not in torch_pin and "onnxruntime" not in requirements
+
+
+def test_cpu_dockerfile_is_two_stage_without_build_tools_in_the_final_stage(cpu_bento: Built, tmp_path, monkeypatch) -> None:
+    from bentoml.container import get_containerfile
+
+    monkeypatch.chdir(tempfile.gettempdir())  # bentoml#5566: a Dockerfile template is only read from below the cwd
+
+    dockerfile = Path(get_containerfile(cpu_bento.bento.tag, output_path=str(tmp_path / "Dockerfile"))).read_text()
+    final_stage = dockerfile.split("AS base-container", 1)[1]
+    assert "AS builder" in dockerfile and "COPY --from=builder /app /app" in final_stage
+    assert not any(word in final_stage for word in ("build-essential", "git ", "uv pip", "pip install"))
+    assert "USER bentoml" in final_stage

@@ -167,3 +167,17 @@ def test_catalog_strings_are_cleaned_into_prose(raw: str, expected: str | None) 
 def _build(path: Path, *, per_language: int, seed: int = 0) -> Path:
     build_corpus(path, per_language=per_language, seed=seed)
     return path
+
+
+def test_short_spans_are_two_to_four_word_pieces_of_the_sentences() -> None:
+    import random
+
+    from train_export.default_corpus import hand_written, short_spans
+
+    sentences = hand_written("ru")
+    spans = short_spans(sentences, 50, unspaced=False, rng=random.Random(0))
+    assert len(spans) == len(set(spans)) == 50
+    for span in spans:
+        assert 2 <= len(span.split()) <= 4 and any(span in s for s in sentences), span
+    cjk = short_spans(hand_written("zh"), 20, unspaced=True, rng=random.Random(0))
+    assert all(3 <= len(s) <= 8 and any(s in t for t in hand_written("zh")) for s in cjk)

@@ -20,6 +20,7 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     source: str = Field(description="builtin:langid, or a .jsonl/.csv file with text and label columns")
     per_label: int = Field(1500, ge=10)
+    span_fraction: float = Field(0.0, ge=0, le=1, description="builtin corpus: share of 2-4 word spans of its sentences")
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     seed: int = 0
 
@@ -30,6 +31,7 @@ class FinetuneConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     extend_vocab: bool = False
+    vocab_subwords: int = Field(0, ge=0, description="with extend_vocab: also add a WordPiece of this size learned on the training texts")
     max_length: int | None = Field(None, ge=8, description="truncate training texts here (default: the model's max_length)")
 
 

@@ -55,7 +55,7 @@ def load_examples(config: TrainExportConfig, scratch: Path) -> list[Example]:
         from train_export.default_corpus import build_corpus  # only the default model needs it
 
         path = scratch / "corpus.jsonl"
-        build_corpus(path, per_language=config.data.per_label, seed=config.data.seed)
+        build_corpus(path, per_language=config.data.per_label, seed=config.data.seed, span_fraction=config.data.span_fraction)
         return read_examples(path)
     return read_examples(Path(config.data.source))
 
@@ -85,7 +85,7 @@ def run(config: TrainExportConfig, console: Console) -> ExportResult:
         if config.finetune.enabled:
             with step(console, "2/6 fine-tuning"):
                 if config.finetune.extend_vocab:
-                    tokenizer, added = extend_vocabulary(keep_accents(tokenizer), (e.text for e in train))
+                    tokenizer, added = extend_vocabulary(keep_accents(tokenizer), [e.text for e in train], config.finetune.vocab_subwords)
                     console.print(f"vocabulary extended by {added} tokens to {tokenizer.get_vocab_size()}")
                 model = finetune(checkpoint, tokenizer, train, labels, config.finetune, config.max_length, config.data.seed)
         else:

@@ -1,4 +1,6 @@
-"""Extending a WordPiece vocabulary with the characters a corpus needs, so no script turns into [UNK]."""
+"""Extending a WordPiece vocabulary with what a corpus needs: every character of its scripts, so none
+turns into [UNK], and optionally the corpus's own frequent subwords, so that words of scripts the
+base vocabulary barely covers (Cyrillic, Greek, Arabic...) are not spelled out letter by letter."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Iterable
 
-from tokenizers import Tokenizer, normalizers
+from tokenizers import Tokenizer, models, normalizers, trainers
 
 # Whole blocks of the small scripts, so a character absent from training still gets its own token
 # (a single unknown character makes a whole unspaced Thai or kana word [UNK]). CJK ideographs are
@@ -49,19 +51,35 @@ def _candidate_characters(texts: Iterable[str], normalize: Callable[[str], str])
     return chars
 
 
-def extend_vocabulary(tokenizer: Tokenizer, texts: Iterable[str]) -> tuple[Tokenizer, int]:
-    """Return a tokenizer whose WordPiece vocabulary also holds every needed character, as a word
-    start and as a `##` continuation, and how many tokens were added (new ids follow the old ones)."""
+def corpus_subwords(tokenizer: Tokenizer, texts: list[str], vocab_size: int) -> list[str]:
+    """The vocabulary a WordPiece model learns on the corpus, through the tokenizer's own
+    normalizer and pre-tokenizer, in the trainer's order."""
+    learner = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_CHARS_PER_WORD))
+    learner.normalizer = tokenizer.normalizer
+    learner.pre_tokenizer = tokenizer.pre_tokenizer
+    learner.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[UNK]"], show_progress=False))
+    return sorted(learner.get_vocab(), key=learner.get_vocab().get)
+
+
+def extend_vocabulary(tokenizer: Tokenizer, texts: Iterable[str], subwords: int = 0) -> tuple[Tokenizer, int]:
+    """Return a tokenizer whose WordPiece vocabulary also holds every needed character (as a word
+    start and as a `##` continuation) and, if `subwords` > 0, what a WordPiece of that size learns
+    on the texts; and how many tokens were added (new ids follow the old ones)."""
     spec = json.loads(tokenizer.to_str())
+    if spec["model"]["type"] != "WordPiece":
+        raise ValueError(f"extend_vocab needs a WordPiece tokenizer (BERT family), not {spec['model']['type']}")
     vocab: dict[str, int] = spec["model"]["vocab"]
-    added = 0
+    texts = list(texts)
     normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
+    new_tokens = [t for c in sorted(_candidate_characters(texts, normalize)) for t in ((c,) if is_cjk(c) else (c, "##" + c))]
+    if subwords:
+        new_tokens += corpus_subwords(tokenizer, texts, subwords)
     next_id = max(vocab.values()) + 1
-    for char in sorted(_candidate_characters(texts, normalize)):
-        for token in (char,) if is_cjk(char) else (char, "##" + char):
-            if token not in vocab:
-                vocab[token] = next_id
-                next_id += 1
-                added += 1
+    added = 0
+    for token in new_tokens:
+        if token not in vocab:
+            vocab[token] = next_id
+            next_id += 1
+            added += 1
     spec["model"]["max_input_chars_per_word"] = MAX_CHARS_PER_WORD
     return Tokenizer.from_str(json.dumps(spec)), added

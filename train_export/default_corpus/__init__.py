@@ -12,7 +12,7 @@ import random
 import unicodedata
 from pathlib import Path
 
-from train_export.default_corpus.languages import LANGUAGES
+from train_export.default_corpus.languages import LANGUAGES, UNSPACED
 from train_export.default_corpus.registry_text import registry_texts
 
 __all__ = ["LANGUAGES", "SENTENCES_DIR", "build_corpus", "hand_written", "missing_sentence_files"]
@@ -36,12 +36,31 @@ def hand_written(language: str) -> list[str]:
     return list(dict.fromkeys(line for line in lines if line))
 
 
-def build_corpus(out_path: Path, *, per_language: int, seed: int = 0) -> dict[str, int]:
+def short_spans(sentences: list[str], count: int, unspaced: bool, rng: random.Random) -> list[str]:
+    """Fragments of 2-4 words (3-8 characters for unspaced scripts) cut from the sentences.
+
+    Greetings and chat lines are short; a model trained on whole sentences leans on context and
+    misreads two-word texts (it took "Доброе утро" for Bulgarian). Spans teach it single words."""
+    spans: dict[str, None] = {}
+    for _ in range(count * 4):  # bounded: short or repetitive sentences yield fewer distinct spans
+        if len(spans) == count or not sentences:
+            break
+        sentence = rng.choice(sentences)
+        units = list(sentence.strip(".!?。！？")) if unspaced else sentence.split()
+        width = rng.randint(3, 8) if unspaced else rng.randint(2, 4)
+        if len(units) <= width:
+            continue
+        start = rng.randrange(len(units) - width + 1)
+        spans["".join(units[start : start + width]) if unspaced else " ".join(units[start : start + width])] = None
+    return list(spans)
+
+
+def build_corpus(out_path: Path, *, per_language: int, seed: int = 0, span_fraction: float = 0.0) -> dict[str, int]:
     """Write a shuffled JSONL corpus of {"text", "label"} lines and return the count per label.
 
     Every language gets up to per_language samples: its hand-written sentences first, as the most
-    natural text there is, then registry text drawn at random. A language whose sources run short
-    gets fewer rather than repeats.
+    natural text there is, then short spans of them (span_fraction of per_language), then registry
+    text drawn at random. A language whose sources run short gets fewer rather than repeats.
     """
     if per_language < 1:
         raise ValueError(f"per_language must be at least 1, not {per_language}")
@@ -54,6 +73,9 @@ def build_corpus(out_path: Path, *, per_language: int, seed: int = 0) -> dict[st
         texts = hand_written(language)
         if len(texts) > per_language:
             texts = rng.sample(texts, per_language)
+        spans = short_spans(texts, round(per_language * span_fraction), language in UNSPACED, rng)
+        existing = set(texts)
+        texts += [span for span in spans if span not in existing][: per_language - len(texts)]
         chosen = set(texts)
         pool = [text for text in registry[language] if text not in chosen]
         texts += rng.sample(pool, min(per_language - len(texts), len(pool)))
