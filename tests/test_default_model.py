@@ -61,4 +61,5 @@ def test_both_default_models_carry_their_metrics() -> None:
         metadata = json.loads(process.stdout)["metadata"]
         assert metadata["labels"] == sorted(LANGUAGES)
         assert metadata["parity_agreement"] >= 0.995
-        assert metadata["validation_accuracy_int8"] >= MIN_HELDOUT_ACCURACY
+        # the validation split holds short interface strings and 2-4 word spans: int8 must match torch there
+        assert metadata["validation_accuracy_int8"] >= metadata["validation_accuracy_torch"] - 0.005
