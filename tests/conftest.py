@@ -114,6 +114,7 @@ def start_server(service: str, env: dict[str, str], log: Path, timeout: float = 
     """
     store = Path(env.get("BENTOML_HOME", os.environ["BENTOML_HOME"]))
     home = Path(tempfile.mkdtemp(prefix="textclf-serve-home-"))
+    (store / "models").mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(store / "models", target_is_directory=True)
     port = free_port()
     process = subprocess.Popen(
