@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with the extras for export, the default corpus and tests.
+# Creates .venv and installs the project with the extras for export, the default corpus, tests and the benchmark.
 # Idempotent: reinstalls only when pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +12,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    echo "bootstrap: installing the project and its export, corpus and dev extras (first time takes minutes)"
+    echo "bootstrap: installing the project and its export, corpus, dev and bench extras (first time takes minutes)"
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch==2.13.0 is pinned in the export extra: that is the CPU wheel; anything looser pulls CUDA.
-    .venv/bin/python -m pip install --quiet -e ".[export,corpus,dev]"
+    .venv/bin/python -m pip install --quiet -e ".[export,corpus,dev,bench]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

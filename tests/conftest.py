@@ -33,6 +33,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    from tests.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        width = max(map(len, FIGURES))
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name:<{width}}  {value}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
