@@ -1,5 +1,5 @@
 # Entry points. Each target installs what it needs first, so every one works on a fresh machine.
-.PHONY: setup model serve image sizes test
+.PHONY: setup model serve image sizes lock test
 
 setup:
 	bash scripts/bootstrap.sh
@@ -20,6 +20,11 @@ image: model
 sizes: model
 	bash scripts/ensure_docker.sh
 	.venv/bin/python scripts/image_report.py
+
+# Re-resolve requirements/cpu.lock.txt (the CPU image's pinned, hashed dependencies) from
+# requirements/cpu.in; pass ARGS="--upgrade-package NAME" to move a version.
+lock: setup
+	bash scripts/lock_requirements.sh $(ARGS)
 
 # The container tests need an engine and a python:3.11-slim base: ensure_docker.sh provides both
 # on a machine without them and does nothing where they exist.

@@ -40,7 +40,7 @@ BASE_IMAGE = "python:3.11-slim"
 SLIM_TAG = "textclf-cpu:report"
 STOCK_TAG = "textclf-cpu-stock:report"
 # What the stock bento needs from the repo; its bentofile is bentofile.yaml without the template.
-STOCK_SOURCES = ("service.py", "textclf", "configs/serving.yaml", "scripts/containerize.sh")
+STOCK_SOURCES = ("service.py", "textclf", "configs/serving.yaml", "scripts/containerize.sh", "requirements/cpu.lock.txt")
 MODELS_DIR = "/home/bentoml/bento/models"
 SITE_PACKAGES = "/app/.venv/lib/python3.11/site-packages"
 PREDICT_BODY = json.dumps({"text": "Bonjour tout le monde"}).encode()

@@ -8,12 +8,15 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from tests.conftest import REPO
+from tests.lockfile import LOCK, LOCK_INPUT, Pin, excluded_deps, normalize, parse, read_lock
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +104,40 @@ def test_cpu_bento_requirements_have_onnxruntime_and_no_torch(cpu_bento: Built) 
     assert not requirements & {"torch", "transformers", "onnxruntime-gpu"}, requirements
 
 
+def test_lock_file_pins_the_serving_set_with_hashes() -> None:
+    """requirements/cpu.lock.txt: every package exactly once, == and hashes, wheels only; it satisfies
+    pyproject's serving dependencies and cpu.in's pins, and the bentofile builds from it without re-locking."""
+    pins, options = read_lock()
+    names = [pin.name for pin in pins]
+    assert len(names) == len(set(names)), "a package is locked twice"
+    assert all(pin.hashes for pin in pins), [pin.name for pin in pins if not pin.hashes]
+    assert "--only-binary :all:" in options
+    locked = {pin.name: pin.version for pin in pins}
+    serving = [Requirement(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    for requirement in serving:
+        assert normalize(requirement.name) in locked, requirement
+        assert requirement.specifier.contains(locked[normalize(requirement.name)], prereleases=True), (requirement, locked)
+    top_level, _ = parse(LOCK_INPUT.read_text())
+    assert {pin.name for pin in top_level} == {normalize(r.name) for r in serving}
+    assert all(locked[pin.name] == pin.version for pin in top_level), top_level
+    assert not set(locked) & {"torch", "transformers", "onnxruntime-gpu", "uv"}
+    assert excluded_deps() <= set(locked), "the template excludes a package the lock does not have"
+    python = yaml.safe_load((REPO / "bentofile.yaml").read_text())["python"]
+    assert python["requirements_txt"] == LOCK.relative_to(REPO).as_posix() and python["lock_packages"] is False, python
+    assert "packages" not in python, "python.packages would be ignored next to requirements_txt"
+
+
+def test_cpu_bento_requirements_are_the_lock_file(cpu_bento: Built) -> None:
+    lock_pins, lock_options = read_lock()
+    pins, options = parse((cpu_bento.path / "env" / "python" / "requirements.txt").read_text())
+    # `bentoml build` always appends a bare pin of the bentoml that built the bento; the template
+    # drops it and fails the build unless the lock pins the same version.
+    assert pins[-1] == Pin("bentoml", next(p.version for p in lock_pins if p.name == "bentoml"), frozenset())
+    assert pins[:-1] == lock_pins, "the bento's requirements differ from the lock (versions, hashes or order)"
+    assert options == lock_options
+    assert not (cpu_bento.path / "env" / "python" / "requirements.lock.txt").exists(), "bentoml re-locked the packages"
+
+
 def test_gpu_bento_requirements_have_torch_and_no_onnxruntime(gpu_bento: Built) -> None:
     requirements = gpu_bento.requirements()
     assert {"bentoml", "torch", "transformers", "tokenizers"} <= requirements
@@ -146,5 +183,7 @@ def test_cpu_dockerfile_is_two_stage_without_build_tools_in_the_final_stage(cpu_
     dockerfile = (tmp_path / "Dockerfile").read_text()
     final_stage = dockerfile.split("AS base-container", 1)[1]
     assert "AS builder" in dockerfile and "COPY --from=builder /app /app" in final_stage
+    builder = dockerfile.split("AS base-container", 1)[0]
+    assert "UV_REQUIRE_HASHES=1" in builder and "install.sh" in builder  # the lock, installed in hash-checking mode
     assert not any(word in final_stage for word in ("build-essential", "git ", "uv pip", "pip install"))
     assert "USER bentoml" in final_stage
