@@ -13,6 +13,16 @@ from textclf.schemas import ModelInfo, PredictRequest, PredictResponse, TextScor
 
 SETTINGS = settings()
 BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
+# Runner services are internal: their calls are already in the entry service's access log, and
+# BentoML's client of a runner renews its connection pool every 100 requests or 300 s, closing the
+# old pool with calls still in flight on it (they hang until the timeout or fail: bentoml#4971).
+# Between two local processes nothing is gained by renewing it.
+RUNNER_CONFIG = {
+    "workers": 1,
+    "traffic": {"timeout": 30},
+    "logging": {"access": {"enabled": False}},
+    "runner_connection": {"max_requests": 2**31 - 1, "max_age": 1e9},
+}
 
 
 class RunnerAPI:
@@ -30,7 +40,7 @@ class RunnerAPI:
         return self.classifier.describe(str(self.model.tag))
 
 
-@bentoml.service(workers=1, traffic={"timeout": 30})
+@bentoml.service(**RUNNER_CONFIG)
 class OnnxRunner(RunnerAPI):
     model = bentoml.models.BentoModel(SETTINGS.onnx_model_tag)
 
@@ -40,7 +50,7 @@ class OnnxRunner(RunnerAPI):
         self.classifier = onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
 
-@bentoml.service(workers=1, resources={"gpu": 1}, traffic={"timeout": 30})
+@bentoml.service(**RUNNER_CONFIG, resources={"gpu": 1})
 class TorchRunner(RunnerAPI):
     model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
 
