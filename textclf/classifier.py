@@ -9,27 +9,54 @@ from textclf.schemas import ModelInfo, TextScores
 from textclf.tokenization import TextEncoder
 
 
+def length_slices(lengths: list[int], max_texts: int, pass_overhead: int) -> list[tuple[int, int]]:
+    """Cut texts sorted by token count into forward passes of at most `max_texts`, minimising the
+    tokens computed (every text is padded to the longest of its pass) plus `pass_overhead` tokens'
+    worth of fixed cost per pass. Returns (start, stop) index pairs; O(len(lengths) * max_texts).
+
+    On 2 cores an int8 MiniLM runs no faster per text in big batches than alone, so padding a
+    20-token chat line to the 128 tokens of a paragraph in the same adaptive batch costs 6x; passes
+    of equal-length texts stay whole, and short texts still share passes to save the per-call cost.
+    """
+    cost = [0] + [0] * len(lengths)
+    start = [0] * (len(lengths) + 1)
+    for stop in range(1, len(lengths) + 1):
+        longest = lengths[stop - 1]
+        cost[stop], start[stop] = min(
+            (cost[first] + pass_overhead + (stop - first) * longest, first) for first in range(max(0, stop - max_texts), stop)
+        )
+    slices, stop = [], len(lengths)
+    while stop > 0:
+        slices.append((start[stop], stop))
+        stop = start[stop]
+    return slices[::-1]
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class Classifier:
-    def __init__(self, encoder: TextEncoder, backend: Backend, labels: list[str], forward_batch: int = 32) -> None:
+    def __init__(
+        self, encoder: TextEncoder, backend: Backend, labels: list[str], forward_batch: int = 32, pass_overhead_tokens: int = 32
+    ) -> None:
         self.encoder = encoder
         self.backend = backend
         self.labels = labels
         self.forward_batch = forward_batch
+        self.pass_overhead_tokens = pass_overhead_tokens
 
     def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Texts are sorted by token count and run in slices of `forward_batch`: each slice is padded
-        only to its own longest text, and an adaptive batch of many requests never becomes one
-        giant tensor."""
+        """Texts are sorted by token count and run in passes cut by `length_slices`: each pass is
+        padded only to its own longest text, and an adaptive batch of many requests never becomes
+        one giant tensor."""
         encodings = self.encoder.tokenize(texts)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        lengths = [len(encodings[i].ids) for i in order]
         probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(order), self.forward_batch):
-            rows = order[start : start + self.forward_batch]
+        for first, stop in length_slices(lengths, self.forward_batch, self.pass_overhead_tokens):
+            rows = order[first:stop]
             probs[rows] = softmax(self.backend.logits(self.encoder.pad([encodings[i] for i in rows])))
         return probs, [bool(e.overflowing) for e in encodings]
 

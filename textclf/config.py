@@ -21,9 +21,10 @@ class ServingSettings(BaseModel):
     max_text_chars: int = Field(20_000, ge=1)
     max_batch_texts: int = Field(64, ge=1)
     max_batch_size: int = Field(64, ge=1)
-    max_latency_ms: int = Field(2000, ge=1)
+    max_latency_ms: int = Field(15_000, ge=1)
     max_concurrency: int = Field(128, ge=1)
     forward_batch_texts: int = Field(32, ge=1)
+    pass_overhead_tokens: int = Field(32, ge=0)
     intra_op_threads: int = Field(2, ge=0)
     device: Literal["cuda", "cpu"] = "cuda"
 
