@@ -4,6 +4,7 @@ import asyncio
 
 import bentoml
 
+from textclf.batch_dispatch import dispatch_without_waiting
 from textclf.body_limit import BodyLimit
 from textclf.classifier import Classifier
 from textclf.config import settings
@@ -13,6 +14,7 @@ from textclf.schemas import ModelInfo, PredictRequest, PredictResponse, TextScor
 
 SETTINGS = settings()
 BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
+dispatch_without_waiting()  # batch what is queued when the model is free; never wait for more
 # Runner services are internal: their calls are already in the entry service's access log, and
 # BentoML's client of a runner renews its connection pool every 100 requests or 300 s, closing the
 # old pool with calls still in flight on it (they hang until the timeout or fail: bentoml#4971).
