@@ -1,5 +1,5 @@
 # Entry points. Each target installs what it needs first, so every one works on a fresh machine.
-.PHONY: setup model serve image sizes lock test
+.PHONY: setup model serve image sizes bench lock test
 
 setup:
 	bash scripts/bootstrap.sh
@@ -20,6 +20,12 @@ image: model
 sizes: model
 	bash scripts/ensure_docker.sh
 	.venv/bin/python scripts/image_report.py
+
+# Our service against baseline T (transformers), baseline O (FastAPI + onnxruntime) and the
+# in-process limit L, one server at a time (~15 min on 2 cores): reports/bench/bench.{md,json,png}.
+# Run it on an otherwise idle machine. ARGS="--quick" checks the harness in seconds.
+bench: model
+	.venv/bin/python -m bench --out reports/bench $(ARGS)
 
 # Re-resolve requirements/cpu.lock.txt (the CPU image's pinned, hashed dependencies) from
 # requirements/cpu.in; pass ARGS="--upgrade-package NAME" to move a version.
