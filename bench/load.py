@@ -1,0 +1,174 @@
+"""The load generator: a closed loop of `concurrency` asyncio workers on one httpx client.
+
+Each worker sends its next request as soon as its previous answer arrives. A level stops after a
+fixed number of requests or at its time limit, whichever comes first (the result says which).
+Request i carries text i modulo the set, so every server sees the same texts in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import httpx
+import numpy as np
+import psutil
+
+Payload = Callable[[str], object]
+Check = Callable[[object], bool]
+
+
+def predict_payload(text: str) -> object:
+    return {"text": text}
+
+
+def predict_check(answer: object) -> bool:
+    return isinstance(answer, dict) and isinstance(answer.get("label"), str) and isinstance(answer.get("score"), float)
+
+
+def runner_payload(text: str) -> object:
+    """The runner service's batchable `classify` method, called over HTTP with one text."""
+    return {"texts": [text]}
+
+
+def runner_check(answer: object) -> bool:
+    return isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0].get("scores"), list)
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    requested: int
+    sent: int
+    ok: int
+    errors: int
+    duration_s: float  # first request sent to last answer (or error) received
+    rps: float  # successful answers per second, from the first request to the last successful answer
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    time_bounded: bool  # the time limit, not the request count, ended the level
+    client_cpu_s: float  # CPU time the load generator itself used: it shares the cores with the server
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: float | None = None  # filled in by the caller's sampler
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if len(values) else None
+
+
+def _client(concurrency: int, timeout: float, uds: str | None) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits) if uds else None
+    return httpx.AsyncClient(limits=limits, timeout=timeout, transport=transport)
+
+
+async def _run(url: str, bodies: list[bytes], concurrency: int, requests: int, max_seconds: float, check: Check, timeout: float,
+               uds: str | None) -> LevelResult:
+    latencies: list[float] = []
+    last_ok = 0.0
+    errors: Counter[str] = Counter()
+    next_index = 0
+    headers = {"content-type": "application/json"}
+    me = psutil.Process()
+    cpu_before = sum(me.cpu_times()[:2])
+    async with _client(concurrency, timeout, uds) as client:
+        start = time.perf_counter()
+        deadline = start + max_seconds
+
+        async def worker() -> None:
+            nonlocal next_index, last_ok
+            while next_index < requests and time.perf_counter() < deadline:
+                body = bodies[next_index % len(bodies)]
+                next_index += 1
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(url, content=body, headers=headers)
+                    if response.status_code != 200:
+                        errors[f"HTTP {response.status_code}"] += 1
+                    elif not check(json.loads(response.content)):
+                        errors["bad answer"] += 1
+                    else:
+                        last_ok = time.perf_counter()
+                        latencies.append(last_ok - sent)
+                except (httpx.HTTPError, ValueError) as error:
+                    errors[type(error).__name__] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        duration = time.perf_counter() - start
+    cpu = sum(me.cpu_times()[:2]) - cpu_before
+    ms = np.array(latencies) * 1000
+    return LevelResult(
+        concurrency=concurrency,
+        requested=requests,
+        sent=next_index,
+        ok=len(latencies),
+        errors=sum(errors.values()),
+        duration_s=round(duration, 3),
+        # a request stuck until its timeout must not stretch the window of the answers that came back
+        rps=round(len(latencies) / (last_ok - start), 2) if latencies else 0.0,
+        p50_ms=_percentile(ms, 50),
+        p95_ms=_percentile(ms, 95),
+        p99_ms=_percentile(ms, 99),
+        mean_ms=round(float(ms.mean()), 3) if len(ms) else None,
+        time_bounded=next_index < requests,
+        client_cpu_s=round(cpu, 2),
+        error_kinds=dict(errors),
+    )
+
+
+def run_level(
+    url: str,
+    texts: list[str],
+    concurrency: int,
+    requests: int,
+    max_seconds: float,
+    payload: Payload = predict_payload,
+    check: Check = predict_check,
+    timeout: float = 60.0,
+    uds: str | None = None,
+) -> LevelResult:
+    """One closed-loop level against `url` (over the Unix socket `uds` if given); bodies are
+    encoded before the clock starts."""
+    bodies = [json.dumps(payload(text), ensure_ascii=False).encode() for text in texts]
+    return asyncio.run(_run(url, bodies, concurrency, requests, max_seconds, check, timeout, uds))
+
+
+async def _paired(predict_url: str, runner_url: str, runner_uds: str, texts: list[str], max_seconds: float, timeout: float) -> dict:
+    headers = {"content-type": "application/json"}
+    full, direct = [], []
+    deadline = time.perf_counter() + max_seconds
+    async with _client(1, timeout, None) as http, _client(1, timeout, runner_uds) as uds:
+        for i, text in enumerate(texts):
+            if time.perf_counter() > deadline:
+                break
+            calls = [(http, predict_url, predict_payload, full), (uds, runner_url, runner_payload, direct)]
+            for client, url, payload, times in calls if i % 2 == 0 else calls[::-1]:  # alternate which goes first
+                body = json.dumps(payload(text), ensure_ascii=False).encode()
+                sent = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                response.raise_for_status()
+                times.append(time.perf_counter() - sent)
+    full_ms, direct_ms = np.array(full) * 1000, np.array(direct) * 1000
+    return {
+        "n": len(full_ms),
+        "service_p50_ms": _percentile(full_ms, 50),
+        "runner_direct_p50_ms": _percentile(direct_ms, 50),
+        "hop_p50_ms": _percentile(full_ms - direct_ms, 50),
+        "hop_mean_ms": round(float((full_ms - direct_ms).mean()), 3),
+    }
+
+
+def paired_hop(predict_url: str, runner_url: str, runner_uds: str, texts: list[str], max_seconds: float, timeout: float = 60.0) -> dict:
+    """The serving hop, measured in one running service at c=1: each text goes once through the full
+    path (HTTP layer -> runner) and once straight to the runner's socket, alternately; the hop is
+    the median of the per-text differences. Stops after `max_seconds`."""
+    return asyncio.run(_paired(predict_url, runner_url, runner_uds, texts, max_seconds, timeout))

@@ -1,0 +1,394 @@
+"""One benchmark run: prepare the models, measure in-process, then start each server in turn, warm it
+up, load it level by level and stop it. Returns everything as one JSON-ready dict."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench import load
+from bench.models import REPO, StoredModel, base_model, seed_in_store, seed_recipe, stored, validation_texts
+from bench.servers.launch import ServerSpec, cpu_seconds, runner_socket, start, stop
+from bench.texts import HELDOUT, LANGUAGES, TextSet, build_sets
+
+SERVER_NAMES = ("ours", "O", "O-seed", "ours-seed", "T")
+DESCRIPTIONS = {
+    "ours": "our service: `bentoml serve service:TextClassifier`, int8 ONNX, adaptive batching",
+    "runner": "our runner service called directly on its Unix socket inside the same `bentoml serve` as ours "
+              "(POST /classify {\"texts\": [text]}): the service minus its HTTP layer and the hop to the runner",
+    "ours-seed": "our service serving the seed-recipe int8 model",
+    "O": "baseline O: FastAPI + onnxruntime + tokenizers, one request per forward pass, on OUR int8 file",
+    "O-seed": "baseline O on the seed-recipe int8 file (plain optimum export + quantize_dynamic defaults)",
+    "T": "baseline T: FastAPI + transformers pipeline, torch fp32, one request per forward pass",
+}
+
+
+@dataclass
+class BenchConfig:
+    out: Path
+    store: Path
+    model: str
+    cache: Path
+    quick: bool = False
+    levels: list[int] = field(default_factory=lambda: [1, 8, 32, 64])
+    requests: int = 1500
+    max_seconds: float = 10.0
+    warmup: int = 200  # requests at the highest level (up to 32) before the levels above 1
+    warmup_c1: int = 20  # requests at c=1 before the c=1 level
+    buckets: tuple[int, ...] = (16, 64, 256)
+    scaling_level: int = 32
+    models: list[str] = field(default_factory=lambda: ["default", "base"])
+    servers: list[str] = field(default_factory=lambda: list(SERVER_NAMES))
+    threads: int = 2
+    mixed_count: int = 400
+    bucket_per_language: int = 3
+    limit_batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 64])
+    limit_seconds: float = 1.0
+    limit_group: int = 64  # L's "sorted" mode: groups of this many texts, like a full adaptive batch
+    base_limit_batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])  # a batch of 32 x 256 tokens takes seconds
+    hop_texts: int = 300  # texts of the paired hop measurement (each sent twice)
+    batch1_texts: int = 400
+    batch1_seconds: float = 5.0
+    agreement_heldout: int = 600
+
+    @classmethod
+    def quick_defaults(cls, **overrides: object) -> BenchConfig:
+        values: dict = dict(
+            quick=True, levels=[1, 8], requests=30, max_seconds=5.0, warmup=8, warmup_c1=5, buckets=(16,), scaling_level=8,
+            models=["default"], servers=["ours", "O", "T"], mixed_count=80, bucket_per_language=1,
+            limit_batch_sizes=[1, 8], limit_seconds=0.2, limit_group=16, base_limit_batch_sizes=[1, 8],
+            hop_texts=20, batch1_texts=20, batch1_seconds=1.0, agreement_heldout=40,
+        )
+        return cls(**(values | overrides))
+
+
+@dataclass
+class Prepared:
+    """One model under test and the variants made from it."""
+
+    key: str  # "default" or "base"
+    model: StoredModel
+    texts: dict[str, TextSet]
+    seed: StoredModel | None = None  # the seed-recipe int8 model in a private store
+    variants: dict[str, dict] = field(default_factory=dict)  # in-process variants: name -> {kind, path}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    def __call__(self, name: str, began: float) -> None:
+        self.spent[name] = round(self.spent.get(name, 0.0) + time.perf_counter() - began, 1)
+
+
+# --- servers -------------------------------------------------------------------------------------
+
+
+def _bentoml_spec(service: str, model: StoredModel, home: Path, threads: int, predict_path: str, description: str) -> ServerSpec:
+    return ServerSpec(
+        argv=[sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", "{port}"],
+        env={"BENTOML_HOME": str(home), "TEXTCLF_MODEL_NAME": model.name, "TEXTCLF_INTRA_OP_THREADS": str(threads), "BENTOML_DO_NOT_TRACK": "True"},
+        cwd=REPO,
+        predict_path=predict_path,
+        description=description,
+    )
+
+
+def _uvicorn_spec(app: str, env: dict[str, str], threads: int, description: str) -> ServerSpec:
+    return ServerSpec(
+        argv=[sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "{port}", "--workers", "1", "--no-access-log"],
+        env=env | {"BENCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)},
+        cwd=REPO,
+        description=description,
+    )
+
+
+def serving_home(model: StoredModel, scratch: Path) -> Path:
+    """`bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start: it gets a home of its own
+    whose models folder links the store's, so a server the user runs on that store is not disturbed."""
+    home = Path(tempfile.mkdtemp(prefix="serve-home-", dir=scratch))
+    (home / "models").symlink_to(model.home / "models", target_is_directory=True)
+    return home
+
+
+def server_spec(name: str, prepared: Prepared, threads: int, scratch: Path) -> ServerSpec | None:
+    model = prepared.model
+    onnx_env = {"BENCH_TOKENIZER_FILE": str(model.tokenizer_file), "BENCH_LABELS": ",".join(model.labels), "BENCH_MAX_LENGTH": str(model.max_length)}
+    if name == "ours":
+        return _bentoml_spec("service:TextClassifier", model, serving_home(model, scratch), threads, "/predict", DESCRIPTIONS[name])
+    if name == "ours-seed" and prepared.seed is not None:
+        seed = prepared.seed
+        return _bentoml_spec("service:TextClassifier", seed, serving_home(seed, scratch), threads, "/predict", DESCRIPTIONS[name])
+    if name == "O":
+        return _uvicorn_spec("bench.servers.baseline_onnx:app", onnx_env | {"BENCH_ONNX_FILE": str(model.int8_file)}, threads, DESCRIPTIONS[name])
+    if name == "O-seed" and prepared.seed is not None:
+        return _uvicorn_spec("bench.servers.baseline_onnx:app", onnx_env | {"BENCH_ONNX_FILE": str(prepared.seed.int8_file)}, threads, DESCRIPTIONS[name])
+    if name == "T" and model.torch_dir is not None:
+        env = {"BENCH_MODEL_DIR": str(model.torch_dir), "BENCH_MAX_LENGTH": str(model.max_length)}
+        return _uvicorn_spec("bench.servers.baseline_torch:app", env, threads, DESCRIPTIONS[name])
+    return None
+
+
+def phases(name: str, key: str, config: BenchConfig) -> list[tuple[str, int]]:
+    """(text set, concurrency) pairs measured on one server, in order."""
+    levels = config.levels
+    if config.quick:
+        chosen = levels
+    elif name in ("runner", "ours-seed") or key == "base":
+        chosen = [c for c in levels if c in (1, config.scaling_level)] or levels[:1]  # only what the ratios need
+    else:
+        chosen = levels
+    steps = [("mixed", c) for c in chosen]
+    if name in ("ours", "O", "T"):
+        steps += [(f"len{n}", config.scaling_level) for n in config.buckets]
+    return steps
+
+
+def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: BenchConfig, logs: Path) -> tuple[dict, list[dict]]:
+    """Start one server and measure it; every server goes through the same order:
+
+    1. warm-up at c=1, then the c=1 level (on a service that has not seen a burst yet);
+    2. ours only: the serving hop, paired, and the runner called directly at c=1;
+    3. warm-up at the highest level (up to 32), then the other levels and the length buckets
+       (ours: the runner directly at the scaling level after the mixed levels);
+    4. BentoML servers: c=1 once more, "after load": BentoML's adaptive batcher learns how long
+       requests wait from the last 50 batches, and what it learned under load stays.
+    """
+    server_log = logs / f"{prepared.key}-{name}.log"
+    record: dict = {"model": prepared.key, "server": name, "description": spec.description, "log": str(server_log), "load_before": os.getloadavg()[0]}
+    runs: list[dict] = []
+    server = start(spec, server_log)
+    bentoml_server = "bentoml" in spec.argv
+
+    def measure(server_name: str, texts: str, concurrency: int, url: str, uds: str | None = None, label: str | None = None) -> None:
+        payload, check = (load.runner_payload, load.runner_check) if server_name == "runner" else (load.predict_payload, load.predict_check)
+        before = batch_metrics(server.url) if bentoml_server else None
+        cpu_before = cpu_seconds(server.process.pid)
+        level = load.run_level(url, prepared.texts[texts].texts, concurrency, config.requests, config.max_seconds, payload, check, uds=uds)
+        level.peak_rss_mb = server.sampler.phase_peak_mb()
+        cpu = {role: seconds - cpu_before.get(role, 0.0) for role, seconds in cpu_seconds(server.process.pid).items()}
+        extra: dict = {"server_cpu_ms_per_ok": {role: round(seconds * 1000 / level.ok, 3) for role, seconds in cpu.items()} if level.ok else {},
+                       "server_cpu_cores": round(sum(cpu.values()) / level.duration_s, 2) if level.duration_s else None}
+        after = batch_metrics(server.url) if before else None
+        if before and after and after[1] > before[1]:  # the runner's adaptive batches during the level
+            extra |= {"runner_batches": int(after[1] - before[1]), "mean_runner_batch": round((after[0] - before[0]) / (after[1] - before[1]), 2)}
+        runs.append({"model": prepared.key, "server": server_name, "texts": label or texts} | level.to_dict() | extra)
+        notes = [str(level.error_kinds)] if level.errors else []
+        notes += ["time-bounded"] if level.time_bounded else []
+        notes += [f"mean runner batch {extra['mean_runner_batch']}"] if "mean_runner_batch" in extra else []
+        notes += [f"server CPU ms/answer {extra['server_cpu_ms_per_ok']}"]
+        log(f"  {prepared.key}/{server_name} {label or texts} c={concurrency}: {level.rps} req/s, p50 {level.p50_ms} ms, p99 {level.p99_ms} ms, "
+            f"{level.errors} errors, {level.peak_rss_mb} MB{' (' + '; '.join(notes) + ')' if notes else ''}")
+
+    def warm_up(concurrency: int, requests: int) -> None:
+        warm = load.run_level(server.predict_url, mixed, concurrency, requests, max(config.max_seconds, 5.0))
+        record["warmup_errors"] = record.get("warmup_errors", 0) + warm.errors
+
+    try:
+        record["start_s"] = server.start_s
+        mixed = prepared.texts["mixed"].texts
+        steps = phases(name, prepared.key, config)
+        uds = runner_socket(server) if name == "ours" and prepared.key == "default" else None
+        runner_steps = phases("runner", prepared.key, config) if uds else []
+        warm_up(1, config.warmup_c1)
+        record["idle_rss_mb"] = server.sampler.phase_peak_mb()
+        for texts, concurrency in [s for s in steps if s == ("mixed", 1)]:
+            measure(name, texts, concurrency, server.predict_url)
+        if uds:  # the same running service, its runner called straight on its socket
+            try:
+                record["hop"] = load.paired_hop(server.predict_url, "http://runner/classify", uds, mixed[: config.hop_texts], config.max_seconds)
+                log(f"  {prepared.key}/ours serving hop: {record['hop']}")
+            except httpx.HTTPError as error:
+                record["hop_error"] = f"{type(error).__name__}: {error}"
+                log(f"  {prepared.key}/ours serving hop failed: {record['hop_error']}")
+            for texts, concurrency in [s for s in runner_steps if s[1] == 1]:
+                measure("runner", texts, concurrency, "http://runner/classify", uds)
+        warm_up(min(max(config.levels), 32), config.warmup)
+        for texts, concurrency in [s for s in steps if s[0] == "mixed" and s[1] != 1]:
+            measure(name, texts, concurrency, server.predict_url)
+        for texts, concurrency in [s for s in runner_steps if s[1] != 1]:
+            measure("runner", texts, concurrency, "http://runner/classify", uds)
+        for texts, concurrency in [s for s in steps if s[0] != "mixed"]:
+            measure(name, texts, concurrency, server.predict_url)
+        if bentoml_server and ("mixed", 1) in steps:
+            measure(name, "mixed", 1, server.predict_url, label="after-load")
+    finally:
+        stop(server)
+    record |= {"peak_rss_mb": server.sampler.peak_mb, "processes": server.sampler.processes, "load_after": os.getloadavg()[0]}
+    return record, runs
+
+
+def batch_metrics(url: str) -> tuple[float, float] | None:
+    """(sum, count) of the runner's adaptive batch sizes, from the service's Prometheus /metrics."""
+    try:
+        text = httpx.get(url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("bentoml_service_adaptive_batch_size_sum{"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("bentoml_service_adaptive_batch_size_count{"):
+            count += float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+# --- in-process ----------------------------------------------------------------------------------
+
+
+def heldout_texts(limit: int) -> list[str]:
+    per_language = [(HELDOUT / f"{language}.txt").read_text(encoding="utf-8").splitlines() for language in LANGUAGES]
+    interleaved = [lines[i] for i in range(max(map(len, per_language))) for lines in per_language if i < len(lines)]
+    return interleaved[:limit]
+
+
+def inprocess(prepared: Prepared, config: BenchConfig, scratch: Path, logs: Path) -> dict:
+    model = prepared.model
+    job = {
+        "tokenizer": str(model.tokenizer_file),
+        "max_length": model.max_length,
+        "labels": model.labels,
+        "threads": config.threads,
+        "int8": str(model.int8_file),
+        "text_sets": {name: s.texts for name, s in prepared.texts.items()},
+        "limit": {"sets": list(prepared.texts), "sorted_sets": ["mixed"], "min_seconds": config.limit_seconds, "group": config.limit_group,
+                  "batch_sizes": config.base_limit_batch_sizes if prepared.key == "base" else config.limit_batch_sizes},
+        "variants": prepared.variants,
+        "batch1": {"texts": prepared.texts["mixed"].texts, "max_texts": config.batch1_texts, "max_seconds": config.batch1_seconds},
+        "agreement": {"reference": "torch", "candidates": [v for v in ("int8", "int8-seed") if v in prepared.variants], "sets": {}},
+    }
+    if "torch" in prepared.variants and prepared.key == "default":  # a random-weight model has nothing to agree on
+        validation = None if config.quick else validation_texts(model, config.cache)
+        if validation:
+            job["agreement"]["sets"]["validation"] = validation
+        job["agreement"]["sets"]["heldout"] = heldout_texts(config.agreement_heldout)
+    job_file, out_file = scratch / f"inprocess-{prepared.key}.json", scratch / f"inprocess-{prepared.key}-out.json"
+    job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+    log_file = logs / f"{prepared.key}-inprocess.log"
+    with log_file.open("wb") as out:
+        done = subprocess.run([sys.executable, "-m", "bench.inprocess", str(job_file), str(out_file)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                              env=os.environ | {"OMP_NUM_THREADS": str(config.threads)})
+    if done.returncode != 0:
+        raise RuntimeError(f"in-process measurements failed:\n{log_file.read_text(errors='replace')[-3000:]}")
+    return json.loads(out_file.read_text())
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def prepare(key: str, config: BenchConfig, logs: Path) -> Prepared:
+    source = stored(config.store, config.model)
+    model = source if key == "default" else base_model(source, config.cache, logs / "prepare-base.log")
+    texts = build_sets(model.tokenizer_file, model.max_length, config.mixed_count, config.buckets, config.bucket_per_language)
+    prepared = Prepared(key, model, texts)
+    prepared.variants["int8"] = {"kind": "onnx", "path": str(model.int8_file)}
+    needs_seed = key == "default" and ({"O-seed", "ours-seed"} & set(config.servers))
+    if needs_seed and model.torch_dir is not None:
+        seed = seed_recipe(model, config.cache, logs / "prepare-seed.log")
+        prepared.seed = seed_in_store(model, seed, config.cache / "store", logs / "prepare-seed.log")
+        prepared.variants |= {
+            "int8-seed": {"kind": "onnx", "path": str(seed.int8)},
+            "fp32-onnx-ours": {"kind": "onnx", "path": str(seed.fp32_ours)},
+            "fp32-onnx-plain": {"kind": "onnx", "path": str(seed.fp32_plain)},
+        }
+    if model.torch_dir is not None:
+        prepared.variants["torch"] = {"kind": "torch", "path": str(model.torch_dir)}
+    return prepared
+
+
+def describe_model(prepared: Prepared) -> dict:
+    model = prepared.model
+    return {
+        "tag": model.tag,
+        "store": str(model.home),
+        "int8_file": str(model.int8_file),
+        "int8_mb": round(model.int8_file.stat().st_size / 1e6, 1),
+        "seed_int8_mb": round(prepared.seed.int8_file.stat().st_size / 1e6, 1) if prepared.seed else None,
+        "max_length": model.max_length,
+        "labels": len(model.labels),
+        "texts": {name: s.summary() for name, s in prepared.texts.items()},
+    }
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import onnxruntime
+
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "platform": platform.platform()}
+
+
+def run(config: BenchConfig, progress: Callable[[dict], None] = lambda result: None) -> dict:
+    """Everything in config, in order; `progress` gets the results so far after each step."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    logs = config.out / "logs"
+    logs.mkdir(exist_ok=True)
+    timer = Timer()
+    began = time.perf_counter()
+    result: dict = {
+        "meta": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": config.quick, "machine": machine(), "load_start": os.getloadavg(),
+                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()}},
+        "models": {}, "servers": [], "runs": [], "inprocess": {}, "failures": [],
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="textclf-bench-"))
+    try:
+        for key in config.models:
+            t = time.perf_counter()
+            log(f"{key} model: preparing")
+            try:
+                prepared = prepare(key, config, logs)
+            except (OSError, RuntimeError) as error:
+                log(f"{key} model: preparation failed: {error}")
+                result["failures"].append({"model": key, "step": "prepare", "error": str(error)[-2000:]})
+                continue
+            finally:
+                timer(f"prepare {key}", t)
+            result["models"][key] = describe_model(prepared)
+            log(f"{key} model: {prepared.model.tag}; in-process measurements")
+            t = time.perf_counter()
+            try:
+                result["inprocess"][key] = inprocess(prepared, config, scratch, logs)
+            except RuntimeError as error:
+                result["failures"].append({"model": key, "step": "inprocess", "error": str(error)[-2000:]})
+            timer(f"in-process {key}", t)
+            for name in config.servers:
+                if key == "base" and name not in ("ours", "O", "T"):
+                    continue
+                spec = server_spec(name, prepared, config.threads, scratch)
+                if spec is None:
+                    log(f"{key}/{name}: skipped (its model variant is not available)")
+                    continue
+                log(f"{key}/{name}: starting")
+                t = time.perf_counter()
+                try:
+                    record, runs = measure_server(name, spec, prepared, config, logs)
+                    result["servers"].append(record)
+                    result["runs"] += runs
+                except (RuntimeError, TimeoutError, OSError) as error:
+                    log(f"{key}/{name}: failed: {str(error)[:500]}")
+                    result["failures"].append({"model": key, "server": name, "error": str(error)[-2000:]})
+                timer(f"server {key}/{name}", t)
+                progress(result)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["meta"] |= {"load_end": os.getloadavg(), "total_s": round(time.perf_counter() - began, 1), "time_spent_s": timer.spent}
+    return result
