@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
-
-# One tokenizing thread: the runner's onnxruntime threads already own the cores, and tokenizers'
-# own thread pool contending with them cost more than it saved (runner c=1 p50 30 -> 23 ms, c=32
-# 74 -> 85 requests/s on 2 cores). An explicit setting of the variable wins.
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @dataclass(frozen=True)
