@@ -139,3 +139,31 @@ def test_a_runner_answer_cut_after_its_headers_is_retried() -> None:
     with tempfile.TemporaryDirectory() as directory:
         outcomes = asyncio.run(cut_answers(str(Path(directory) / "runner.sock"), calls=10))
     assert outcomes == {"ok": 10}, dict(outcomes)
+
+
+def test_two_broken_connections_in_a_row_are_retried_and_a_third_is_not() -> None:
+    """After a burst many pooled connections close at once: two calls in a row may hit one."""
+    import aiohttp
+
+    from textclf.runner_calls import ATTEMPTS
+
+    def flaky(failures: int):
+        calls = {"n": 0}
+
+        async def method(texts: list[str]) -> list[str]:
+            calls["n"] += 1
+            if calls["n"] <= failures:
+                raise aiohttp.ClientOSError(32, "Broken pipe")
+            return texts
+
+        return method, calls
+
+    method, calls = flaky(ATTEMPTS - 1)
+    assert asyncio.run(call_runner(method, ["a"])) == ["a"] and calls["n"] == ATTEMPTS
+    method, calls = flaky(ATTEMPTS)
+    try:
+        asyncio.run(call_runner(method, ["a"]))
+    except aiohttp.ClientOSError:
+        assert calls["n"] == ATTEMPTS
+    else:
+        raise AssertionError("a runner that never answers must fail the call")
