@@ -42,21 +42,24 @@ def max_request_bytes(settings: ServingSettings) -> int:
     return settings.max_batch_texts * (settings.max_text_chars * MAX_BYTES_PER_CHAR + PER_TEXT_OVERHEAD) + SLACK
 
 
-def _media_type(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
     return None
+
+
+def _media_type(scope: Scope) -> str | None:
+    value = _header(scope, b"content-type")
+    return None if value is None else value.split(";", 1)[0].strip().lower()
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    value = _header(scope, b"content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 class BodyLimit:
