@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from bench import load
@@ -213,7 +214,7 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
             try:
                 record["hop"] = load.paired_hop(server.predict_url, "http://runner/classify", uds, mixed[: config.hop_texts], config.max_seconds)
                 log(f"  {prepared.key}/ours serving hop: {record['hop']}")
-            except httpx.HTTPError as error:
+            except (aiohttp.ClientError, TimeoutError, RuntimeError) as error:
                 record["hop_error"] = f"{type(error).__name__}: {error}"
                 log(f"  {prepared.key}/ours serving hop failed: {record['hop_error']}")
             for texts, concurrency in [s for s in runner_steps if s[1] == 1]:
