@@ -1,18 +1,23 @@
 """HTTP predict API over two runners: int8 ONNX on the CPU (the default) and torch on a GPU."""
 
 import asyncio
+from typing import Annotated
 
 import bentoml
+from bentoml.validators import ContentType
 
 from textclf.batch_dispatch import dispatch_without_waiting
 from textclf.body_limit import BodyLimit
 from textclf.classifier import Classifier
-from textclf.config import settings
+from textclf.config import settings, untraced
 from textclf.predictions import RequestError, check_top_k, to_prediction
 from textclf.runner_calls import call_runner
 from textclf.schemas import ModelInfo, PredictRequest, PredictResponse, TextScores
 
 SETTINGS = settings()
+# Declared, so BentoML does not rebuild the answer's JSON schema to find its media type on every call
+# (a fifth of the runner's event-loop time at concurrency 32).
+JSONList = Annotated[list[TextScores], ContentType("application/json")]
 BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
 dispatch_without_waiting()  # batch what is queued when the model is free; never wait for more
 # Runner services are internal: their calls are already in the entry service's access log, and
@@ -24,7 +29,7 @@ RUNNER_CONFIG = {
     "traffic": {"timeout": 30},
     "logging": {"access": {"enabled": False}},
     "runner_connection": {"max_requests": 2**31 - 1, "max_age": 1e9},
-}
+} | untraced(SETTINGS, "/classify", "/info")
 
 
 class RunnerAPI:
@@ -34,7 +39,7 @@ class RunnerAPI:
     model: bentoml.Model
 
     @bentoml.api(**BATCHING)
-    def classify(self, texts: list[str]) -> list[TextScores]:
+    def classify(self, texts: list[str]) -> JSONList:
         return self.classifier.classify(texts)
 
     @bentoml.api
@@ -91,12 +96,15 @@ class PredictAPI:
         return PredictResponse(predictions[0] if texts is None else predictions)
 
 
-@bentoml.service(name="text-classifier", traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency})
+ENTRY_CONFIG = {"traffic": {"timeout": 30, "max_concurrency": SETTINGS.max_concurrency}} | untraced(SETTINGS, "/predict")
+
+
+@bentoml.service(name="text-classifier", **ENTRY_CONFIG)
 class TextClassifier(PredictAPI):
     runner = bentoml.depends(OnnxRunner)
 
 
-@bentoml.service(name="text-classifier-gpu", traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency})
+@bentoml.service(name="text-classifier-gpu", **ENTRY_CONFIG)
 class TextClassifierGPU(PredictAPI):
     runner = bentoml.depends(TorchRunner)
 

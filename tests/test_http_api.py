@@ -462,6 +462,21 @@ def test_metrics_is_prometheus_text_with_request_counts(cpu_server: Server) -> N
     assert predict_ok and sum(predict_ok) >= 1
 
 
+def test_predict_is_access_logged_without_an_opentelemetry_span(cpu_server: Server) -> None:
+    """trace_requests is off by default: BentoML appends "(trace=...,span=...)" to the access log line
+    of a request it built a span for; a /predict line must have none, and must still be there."""
+    body = '{"text": "hello world"}' + " " * 777  # a body length no other test sends: finds its line
+    response = httpx.post(f"{cpu_server.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
+    ok_json(response)
+    mark = f"path=/predict,type=application/json,length={len(body)})"
+    deadline = time.monotonic() + 10
+    while not (lines := [line for line in cpu_server.log.read_text(errors="replace").splitlines() if mark in line]):
+        assert time.monotonic() < deadline, "the request's access log line never appeared"
+        time.sleep(0.2)
+    assert "(status=200" in lines[-1]
+    assert "trace=" not in lines[-1], lines[-1]
+
+
 def test_openapi_documents_post_predict_with_the_request_fields(cpu_server: Server) -> None:
     response = httpx.get(f"{cpu_server.url}/docs.json", timeout=10)
     assert response.status_code == 200

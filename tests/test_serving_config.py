@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from textclf.config import DEFAULT_CONFIG, load_settings
+from textclf.config import DEFAULT_CONFIG, load_settings, untraced
 
 
 def test_shipped_config_loads_and_names_both_models() -> None:
@@ -33,3 +33,19 @@ def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
     config.write_text("max_batch_sise: 3\n")
     with pytest.raises(ValidationError, match="max_batch_sise"):
         load_settings(config, environ={})
+
+
+def test_every_api_route_is_untraced_unless_tracing_is_asked_for() -> None:
+    """A route added to a service without adding it to its `untraced(...)` call fails here."""
+    from opentelemetry.util.http import ExcludeList
+
+    import service
+
+    for svc in (service.TextClassifier, service.TextClassifierGPU, service.OnnxRunner, service.TorchRunner):
+        excluded = ExcludeList(svc.config["tracing"]["excluded_urls"])
+        for api in svc.apis.values():
+            assert excluded.url_disabled(f"http://127.0.0.1:3000{api.route}"), (svc.name, api.route)
+            assert excluded.url_disabled(f"http://127.0.0.1:3000{api.route}?debug=1"), (svc.name, api.route)
+        assert not excluded.url_disabled("http://127.0.0.1:3000/predict_v2"), svc.name
+    asked = load_settings(DEFAULT_CONFIG, environ={"TEXTCLF_TRACE_REQUESTS": "true"})
+    assert untraced(asked, "/predict") == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,7 @@ class ServingSettings(BaseModel):
     forward_batch_texts: int = Field(32, ge=1)
     pass_overhead_tokens: int = Field(32, ge=0)
     intra_op_threads: int = Field(2, ge=0)
+    trace_requests: bool = False
     device: Literal["cuda", "cpu"] = "cuda"
 
     @property
@@ -52,3 +54,14 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
 @lru_cache(maxsize=1)
 def settings() -> ServingSettings:
     return load_settings()
+
+
+def untraced(settings: ServingSettings, *routes: str) -> dict:
+    """BentoML service config that keeps OpenTelemetry off `routes` unless `trace_requests` is set.
+
+    BentoML builds spans for every request (one per request, one per ASGI message sent) even when no
+    exporter is configured, which is its default: 1.4 ms CPU per answer across the two processes at
+    concurrency 32, about a tenth of the serving CPU. Whoever configures an exporter turns them on."""
+    if settings.trace_requests:
+        return {}
+    return {"tracing": {"excluded_urls": [re.escape(route) + r"(\?|$)" for route in routes]}}
