@@ -25,7 +25,6 @@ dispatch_without_waiting()  # batch what is queued when the model is free; never
 # old pool with calls still in flight on it (they hang until the timeout or fail: bentoml#4971).
 # Between two local processes nothing is gained by renewing it.
 RUNNER_CONFIG = {
-    "workers": 1,
     "traffic": {"timeout": 30},
     "logging": {"access": {"enabled": False}},
     "runner_connection": {"max_requests": 2**31 - 1, "max_age": 1e9},
@@ -47,7 +46,7 @@ class RunnerAPI:
         return self.classifier.describe(str(self.model.tag))
 
 
-@bentoml.service(**RUNNER_CONFIG)
+@bentoml.service(**RUNNER_CONFIG, workers=SETTINGS.cpu_runner_workers)
 class OnnxRunner(RunnerAPI):
     model = bentoml.models.BentoModel(SETTINGS.onnx_model_tag)
 
@@ -57,7 +56,7 @@ class OnnxRunner(RunnerAPI):
         self.classifier = onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
 
-@bentoml.service(**RUNNER_CONFIG, resources={"gpu": 1})
+@bentoml.service(**RUNNER_CONFIG, workers=1, resources={"gpu": 1})
 class TorchRunner(RunnerAPI):
     model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
 

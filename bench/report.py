@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SERVER_ORDER = ("ours", "runner", "ours-seed", "O", "O-seed", "T")
+SERVER_ORDER = ("ours", "ours-2w", "runner", "ours-seed", "O", "O-seed", "T")
 
 
 def _runs(result: dict, model: str, texts: str) -> dict[tuple[str, int], dict]:
@@ -65,6 +65,7 @@ def ratios(result: dict, model: str, texts: str = "mixed") -> list[dict]:
             "L": limit["rps"] if limit else None,
             "ours/T": _ratio(ours, rps.get("T")),
             "ours/O": _ratio(ours, rps.get("O")),
+            "ours-2w/O": _ratio(rps.get("ours-2w"), rps.get("O")),
             "ours/O-seed": _ratio(ours, rps.get("O-seed")),
             "ours-seed/O-seed": _ratio(rps.get("ours-seed"), rps.get("O-seed")),
             "ours/L": _ratio(ours, limit["rps"] if limit else None),
@@ -160,7 +161,7 @@ def markdown(result: dict, chart: str | None) -> str:
         rows = ratios(result, key)
         if rows:
             names = [n for n in SERVER_ORDER if any(n in r["rps"] for r in rows)]
-            columns = [c for c in ("ours/T", "ours/O", "ours/O-seed", "ours-seed/O-seed", "ours/L") if any(r[c] is not None for r in rows)]
+            columns = [c for c in ("ours/T", "ours/O", "ours-2w/O", "ours/O-seed", "ours-seed/O-seed", "ours/L") if any(r[c] is not None for r in rows)]
             header = ["c", *[f"{n} req/s" for n in names], "L req/s", *[c.replace("/", " / ") for c in columns]]
             body = [[str(r["concurrency"]), *[_fmt(r["rps"].get(n)) for n in names], _fmt(r["L"]), *[_x(r[c]) for c in columns]] for r in rows]
             lines += ["Throughput (requests/s) and ratios:", "", *_table(header, body), ""]
@@ -284,7 +285,7 @@ def chart(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    colors = {"ours": "tab:blue", "runner": "tab:cyan", "ours-seed": "tab:purple", "O": "tab:orange", "O-seed": "tab:brown", "T": "tab:red", "L": "black"}
+    colors = {"ours": "tab:blue", "ours-2w": "tab:green", "runner": "tab:cyan", "ours-seed": "tab:purple", "O": "tab:orange", "O-seed": "tab:brown", "T": "tab:red", "L": "black"}
     key = "default" if "default" in result["models"] else next(iter(result["models"]), None)
     runs = [r for r in result["runs"] if r["model"] == key and r["texts"] == "mixed"]
     for ax, metric, title in ((axes[0][0], "rps", "requests/s"), (axes[0][1], "p50_ms", "p50 latency, ms")):

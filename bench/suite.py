@@ -23,11 +23,13 @@ from bench.models import REPO, StoredModel, base_model, seed_in_store, seed_reci
 from bench.servers.launch import ServerSpec, cpu_seconds, runner_socket, start, stop
 from bench.texts import HELDOUT, LANGUAGES, TextSet, build_sets
 
-SERVER_NAMES = ("ours", "O", "O-seed", "ours-seed", "T")
+SERVER_NAMES = ("ours", "ours-2w", "O", "O-seed", "ours-seed", "T")
 DESCRIPTIONS = {
     "ours": "our service: `bentoml serve service:TextClassifier`, int8 ONNX, adaptive batching",
     "runner": "our runner service called directly on its Unix socket inside the same `bentoml serve` as ours "
               "(POST /classify {\"texts\": [text]}): the service minus its HTTP layer and the hop to the runner",
+    "ours-2w": "our service with the other thread layout: 2 CPU runner workers x 1 onnxruntime thread "
+               "(TEXTCLF_CPU_RUNNER_WORKERS=2, TEXTCLF_INTRA_OP_THREADS=1)",
     "ours-seed": "our service serving the seed-recipe int8 model",
     "O": "baseline O: FastAPI + onnxruntime + tokenizers, one request per forward pass, on OUR int8 file",
     "O-seed": "baseline O on the seed-recipe int8 file (plain optimum export + quantize_dynamic defaults)",
@@ -100,10 +102,12 @@ class Timer:
 # --- servers -------------------------------------------------------------------------------------
 
 
-def _bentoml_spec(service: str, model: StoredModel, home: Path, threads: int, predict_path: str, description: str) -> ServerSpec:
+def _bentoml_spec(service: str, model: StoredModel, home: Path, threads: int, predict_path: str, description: str,
+                  workers: int = 1) -> ServerSpec:
     return ServerSpec(
         argv=[sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", "{port}"],
-        env={"BENTOML_HOME": str(home), "TEXTCLF_MODEL_NAME": model.name, "TEXTCLF_INTRA_OP_THREADS": str(threads), "BENTOML_DO_NOT_TRACK": "True"},
+        env={"BENTOML_HOME": str(home), "TEXTCLF_MODEL_NAME": model.name, "TEXTCLF_INTRA_OP_THREADS": str(threads),
+             "TEXTCLF_CPU_RUNNER_WORKERS": str(workers), "BENTOML_DO_NOT_TRACK": "True"},
         cwd=REPO,
         predict_path=predict_path,
         description=description,
@@ -132,6 +136,8 @@ def server_spec(name: str, prepared: Prepared, threads: int, scratch: Path) -> S
     onnx_env = {"BENCH_TOKENIZER_FILE": str(model.tokenizer_file), "BENCH_LABELS": ",".join(model.labels), "BENCH_MAX_LENGTH": str(model.max_length)}
     if name == "ours":
         return _bentoml_spec("service:TextClassifier", model, serving_home(model, scratch), threads, "/predict", DESCRIPTIONS[name])
+    if name == "ours-2w":  # the same cores split the other way: a model process per core, one thread each
+        return _bentoml_spec("service:TextClassifier", model, serving_home(model, scratch), 1, "/predict", DESCRIPTIONS[name], workers=threads)
     if name == "ours-seed" and prepared.seed is not None:
         seed = prepared.seed
         return _bentoml_spec("service:TextClassifier", seed, serving_home(seed, scratch), threads, "/predict", DESCRIPTIONS[name])

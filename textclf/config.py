@@ -27,6 +27,7 @@ class ServingSettings(BaseModel):
     forward_batch_texts: int = Field(32, ge=1)
     pass_overhead_tokens: int = Field(32, ge=0)
     intra_op_threads: int = Field(2, ge=0)
+    cpu_runner_workers: int = Field(1, ge=1)
     trace_requests: bool = False
     device: Literal["cuda", "cpu"] = "cuda"
 
