@@ -378,7 +378,7 @@ def run(config: BenchConfig, progress: Callable[[dict], None] = lambda result: N
                 result["failures"].append({"model": key, "step": "inprocess", "error": str(error)[-2000:]})
             timer(f"in-process {key}", t)
             for name in config.servers:
-                if key == "base" and name not in ("ours", "O", "T"):
+                if key == "base" and name not in ("ours", "ours-2w", "O", "T"):
                     continue
                 spec = server_spec(name, prepared, config.threads, scratch)
                 if spec is None:
