@@ -16,9 +16,10 @@ from typing import NamedTuple
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
-from tests.conftest import SENTENCES, TINY_LABELS, Server
+from tests.conftest import SENTENCES, TINY_LABELS, Server, start_server, stop_server
 from tests.figures import record
 from textclf.body_limit import max_request_bytes
 from textclf.config import ServingSettings
@@ -534,3 +535,28 @@ def test_concurrent_requests_are_answered_correctly_and_batched(cpu_server: Serv
     assert added_batches >= 1, "the runner recorded no batches for the burst"
     assert added_requests >= len(texts), (added_requests, added_batches)
     assert added_requests / added_batches > 1, f"{added_requests} requests in {added_batches} batches: no batching"
+
+
+def test_two_cpu_runner_workers_share_the_load_and_answer_right(tiny_export, reference, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The other thread layout (cpu_runner_workers: 2, one onnxruntime thread each): two runner
+    processes, and a burst spread over them is answered like the in-process model."""
+    env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_CPU_RUNNER_WORKERS": "2", "TEXTCLF_INTRA_OP_THREADS": "1"}
+    server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "two-workers.log")
+    try:
+        tree = psutil.Process(server.process.pid).children(recursive=True)
+        runners = [p for p in tree if "--service-name OnnxRunner" in " ".join(p.cmdline())]
+        assert len(runners) == 2, [" ".join(p.cmdline()) for p in tree]
+        texts = [TEXTS[i % len(TEXTS)] for i in range(64)]
+        expected = {text: reference.classify([text])[0] for text in TEXTS}
+
+        async def burst() -> list[httpx.Response]:
+            limits = httpx.Limits(max_connections=len(texts), max_keepalive_connections=len(texts))
+            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+                return await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
+
+        responses = asyncio.run(burst())
+        assert [r.status_code for r in responses] == [200] * len(texts)
+        for text, response in zip(texts, responses):
+            assert_matches(response.json(), expected[text].scores, expected[text].truncated, CROSS_BATCH_TOLERANCE)
+    finally:
+        stop_server(server)
