@@ -9,8 +9,9 @@ from textclf.schemas import ModelInfo, TextScores
 from textclf.tokenization import TextEncoder
 
 
-def length_slices(lengths: list[int], max_texts: int, pass_overhead: int) -> list[tuple[int, int]]:
-    """Cut texts sorted by token count into forward passes of at most `max_texts`, minimising the
+def length_slices(lengths: list[int], max_texts: int, pass_overhead: int, max_tokens: int | None = None) -> list[tuple[int, int]]:
+    """Cut texts sorted by token count into forward passes of at most `max_texts` texts and (unless
+    one text alone is longer) `max_tokens` padded tokens, minimising the
     tokens computed (every text is padded to the longest of its pass) plus `pass_overhead` tokens'
     worth of fixed cost per pass. Returns (start, stop) index pairs; O(len(lengths) * max_texts).
 
@@ -22,8 +23,9 @@ def length_slices(lengths: list[int], max_texts: int, pass_overhead: int) -> lis
     start = [0] * (len(lengths) + 1)
     for stop in range(1, len(lengths) + 1):
         longest = lengths[stop - 1]
+        most = max(1, min(max_texts, max_tokens // longest if max_tokens and longest else max_texts))
         cost[stop], start[stop] = min(
-            (cost[first] + pass_overhead + (stop - first) * longest, first) for first in range(max(0, stop - max_texts), stop)
+            (cost[first] + pass_overhead + (stop - first) * longest, first) for first in range(max(0, stop - most), stop)
         )
     slices, stop = [], len(lengths)
     while stop > 0:
@@ -39,13 +41,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Classifier:
     def __init__(
-        self, encoder: TextEncoder, backend: Backend, labels: list[str], forward_batch: int = 32, pass_overhead_tokens: int = 32
+        self, encoder: TextEncoder, backend: Backend, labels: list[str], forward_batch: int = 32, pass_overhead_tokens: int = 32,
+        pass_max_tokens: int | None = None,
     ) -> None:
         self.encoder = encoder
         self.backend = backend
         self.labels = labels
         self.forward_batch = forward_batch
         self.pass_overhead_tokens = pass_overhead_tokens
+        self.pass_max_tokens = pass_max_tokens
 
     def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         """Texts are sorted by token count and run in passes cut by `length_slices`: each pass is
@@ -55,7 +59,7 @@ class Classifier:
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         lengths = [len(encodings[i].ids) for i in order]
         probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for first, stop in length_slices(lengths, self.forward_batch, self.pass_overhead_tokens):
+        for first, stop in length_slices(lengths, self.forward_batch, self.pass_overhead_tokens, self.pass_max_tokens):
             rows = order[first:stop]
             probs[rows] = softmax(self.backend.logits(self.encoder.pad([encodings[i] for i in rows])))
         return probs, [bool(e.overflowing) for e in encodings]

@@ -71,7 +71,8 @@ def onnx_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: S
     encoder = TextEncoder.from_file(model_dir / TOKENIZER_FILE, card.max_length)
     backend = OnnxBackend(model_dir / ONNX_FILE, settings.intra_op_threads)
     check_output_width(name, encoder, backend, card.labels)
-    return Classifier(encoder, backend, card.labels, settings.forward_batch_texts, settings.pass_overhead_tokens)
+    return Classifier(encoder, backend, card.labels, settings.forward_batch_texts, settings.pass_overhead_tokens,
+                      settings.cpu_pass_max_tokens)
 
 
 def torch_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: ServingSettings) -> Classifier:
@@ -84,4 +85,4 @@ def torch_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: 
     encoder = TextEncoder.from_file(model_dir / TOKENIZER_FILE, card.max_length)
     backend = TorchBackend.from_dir(model_dir, settings.device)
     check_output_width(name, encoder, backend, card.labels)
-    return Classifier(encoder, backend, card.labels, settings.forward_batch_texts, settings.pass_overhead_tokens)
+    return Classifier(encoder, backend, card.labels, settings.forward_batch_texts, settings.pass_overhead_tokens)  # a GPU wants big passes
