@@ -3,10 +3,8 @@ private BentoML store, and a real `bentoml serve` process on a free port."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
+
+from bench.servers.launch import stop_tree
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = REPO / "train_export" / "default_corpus" / "sentences"
@@ -158,21 +157,7 @@ def start_server(service: str, env: dict[str, str], log: Path, timeout: float = 
 
 
 def stop_server(server: Server, grace: float = 10.0) -> None:
-    """SIGTERM, a grace period, then SIGKILL of every process of the server. BentoML's workers run
-    in process groups of their own, and one still holding an abandoned /readyz probe waits for the
-    30 s traffic timeout before it exits, so they are found and killed by PID."""
-    try:
-        processes = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        processes = []
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(processes, timeout=grace)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=10)
-    server.process.wait()
+    stop_tree(server.process, grace)
 
 
 @pytest.fixture(scope="session")

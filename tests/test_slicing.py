@@ -21,10 +21,13 @@ def all_cuts(lengths: list[int], max_texts: int, max_tokens: int | None = None):
     for mask in itertools.product((False, True), repeat=n - 1):
         bounds = [0, *(i + 1 for i, cut in enumerate(mask) if cut), n]
         slices = list(zip(bounds, bounds[1:]))
-        if all(stop - first <= max_texts for first, stop in slices) and all(
-            max_tokens is None or stop - first == 1 or (stop - first) * lengths[stop - 1] <= max_tokens for first, stop in slices
-        ):
+        if all(stop - first <= max_texts for first, stop in slices) and within_tokens(lengths, slices, max_tokens):
             yield slices
+
+
+def within_tokens(lengths: list[int], slices: list[tuple[int, int]], max_tokens: int | None) -> bool:
+    """No pass of several texts holds more than max_tokens padded tokens."""
+    return all(max_tokens is None or stop - first == 1 or (stop - first) * lengths[stop - 1] <= max_tokens for first, stop in slices)
 
 
 def test_equal_lengths_share_passes_up_to_the_limit() -> None:
@@ -53,7 +56,7 @@ def test_the_cut_is_contiguous_bounded_and_optimal(seed: int) -> None:
     assert slices[0][0] == 0 and slices[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(slices, slices[1:]))
     assert all(0 < stop - first <= max_texts for first, stop in slices)
-    assert all(max_tokens is None or stop - first == 1 or (stop - first) * lengths[stop - 1] <= max_tokens for first, stop in slices)
+    assert within_tokens(lengths, slices, max_tokens)
     assert cost(lengths, slices, overhead) == min(cost(lengths, cut, overhead) for cut in all_cuts(lengths, max_texts, max_tokens))
 
 

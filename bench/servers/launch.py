@@ -174,21 +174,26 @@ def start(spec: ServerSpec, log: Path, timeout: float = 180.0) -> RunningServer:
     raise TimeoutError(f"{argv} not ready after {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def stop(server: RunningServer, grace: float = 10.0) -> None:
-    """SIGTERM to the server's process group, then SIGKILL, by PID, to whatever of its tree is left
-    (BentoML's workers run in process groups of their own)."""
-    server.sampler.stop()
+def stop_tree(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM to the process group of `process` (started with start_new_session), a grace period,
+    then SIGKILL, by PID, to whatever of its tree is left: BentoML's workers run in process groups of
+    their own, and one still holding an abandoned /readyz probe waits for the 30 s traffic timeout."""
     try:
-        root = psutil.Process(server.process.pid)
+        root = psutil.Process(process.pid)
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         processes = []
-    if server.process.poll() is None:
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGTERM)
     _, alive = psutil.wait_procs(processes, timeout=grace)
-    for process in alive:
+    for survivor in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
+            survivor.kill()
     psutil.wait_procs(alive, timeout=10)
-    server.process.wait()
+    process.wait()
+
+
+def stop(server: RunningServer, grace: float = 10.0) -> None:
+    server.sampler.stop()
+    stop_tree(server.process, grace)
