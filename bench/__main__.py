@@ -40,13 +40,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="requests per level (default 1500; quick 40)")
     parser.add_argument("--max-seconds", type=float, help="time limit per level (default 10; quick 5)")
     parser.add_argument("--models", type=_names(("default", "base")), help="default: the --model; base: a bert-base-size random model (default both; quick default)")
+    parser.add_argument("--rounds", type=int, help="times the default model's ours, ours-2w, O and O-seed are measured at c=1, 32, 64 "
+                        "(the first time is the main pass; default 3, quick 2)")
     parser.add_argument("--servers", type=_names(SERVER_NAMES), help=f"servers to run, of {','.join(SERVER_NAMES)} (default all; quick ours,O,T)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides = {"levels": args.levels, "requests": args.requests, "max_seconds": args.max_seconds, "models": args.models, "servers": args.servers}
+    overrides = {"levels": args.levels, "requests": args.requests, "max_seconds": args.max_seconds, "models": args.models, "servers": args.servers,
+                 "rounds": args.rounds}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     common = {"out": args.out, "store": args.store.expanduser(), "model": args.model, "cache": args.cache.expanduser()}
     config = BenchConfig.quick_defaults(**common, **overrides) if args.quick else BenchConfig(**common, **overrides)

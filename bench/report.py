@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 SERVER_ORDER = ("ours", "ours-2w", "runner", "ours-seed", "O", "O-seed", "T")
@@ -102,23 +103,79 @@ def serving_hop(result: dict, model: str = "default") -> dict:
     }
 
 
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 3) if present else None
+
+
+def repeated(result: dict, model: str = "default") -> list[dict]:
+    """Per level measured in more than one round: each round's requests/s and p50 of every server, their
+    medians, and each round's ratios with their median. A ratio is taken within one round, where the
+    two servers ran a minute or two apart, not across the whole run."""
+    from bench.suite import ROUND_SERVERS
+
+    by: dict[tuple[str, int], dict[int, dict]] = {}
+    for r in result["runs"] + result.get("rounds", []):
+        if r["model"] == model and r["texts"] == "mixed" and r["server"] in ROUND_SERVERS:
+            by.setdefault((r["server"], r["concurrency"]), {})[r.get("round", 1)] = r
+    numbers = sorted({n for per_round in by.values() for n in per_round})
+    levels = sorted({c for (_, c), per_round in by.items() if len(per_round) > 1})
+    out = []
+    for c in levels:
+        servers = [s for s in ROUND_SERVERS if (s, c) in by]
+        rps = {s: [by[(s, c)].get(n, {}).get("rps") for n in numbers] for s in servers}
+        p50 = {s: [by[(s, c)].get(n, {}).get("p50_ms") for n in numbers] for s in servers}
+        per_round = {name: [_ratio(a, b) for a, b in zip(rps.get(top, []), rps.get(bottom, []))]
+                     for name, (top, bottom) in {"ours/O": ("ours", "O"), "ours-2w/O": ("ours-2w", "O"), "ours/O-seed": ("ours", "O-seed")}.items()
+                     if top in rps and bottom in rps}
+        row = {"concurrency": c, "rounds": numbers, "rps": rps, "rps_median": {s: _median(v) for s, v in rps.items()}, "p50_ms": p50,
+               "p50_median_ms": {s: _median(v) for s, v in p50.items()},
+               "errors": {s: sum(r["errors"] for r in by[(s, c)].values()) for s in servers},
+               "ratios": {name: {"per_round": v, "median": _median(v)} for name, v in per_round.items()}}
+        if c == 1 and "ours" in p50 and "O" in p50:  # the c=1 latency target
+            deltas = [None if a is None or b is None else round(a - b, 3) for a, b in zip(p50["ours"], p50["O"])]
+            row["ours_minus_O_p50_ms"] = {"per_round": deltas, "median": _median(deltas)}
+        out.append(row)
+    return out
+
+
 def targets(result: dict, level: int = 32) -> list[dict]:
-    """The orientation targets of the issue, measured; nothing is asserted."""
+    """The orientation targets of the issue, measured; nothing is asserted. Where the servers ran in
+    several rounds, the medians of the per-round figures count."""
     rows = {r["concurrency"]: r for r in ratios(result, "default")}
     at = rows.get(level, {})
     hop = serving_hop(result)
-    errors = [r for r in result["runs"] if r["errors"] and r["model"] == "default" and r["texts"] == "mixed" and r["server"] == "ours"]
-    ours_levels = [r for r in result["runs"] if r["model"] == "default" and r["texts"] == "mixed" and r["server"] == "ours"]
+    errors = [r for r in result["runs"] + result.get("rounds", []) if r["errors"] and r["model"] == "default" and r["texts"] == "mixed" and r["server"] == "ours"]
+    ours_levels = [r for r in result["runs"] + result.get("rounds", []) if r["model"] == "default" and r["texts"] == "mixed" and r["server"] == "ours"]
     check = lambda v, goal: None if v is None else v >= goal  # noqa: E731
-    delta = hop["ours_minus_O_ms"]
+    rounds = {r["concurrency"]: r for r in repeated(result)}
+
+    def ratio(name: str, c: int) -> tuple[float | None, str]:
+        """The median over rounds if there were rounds at c, else the single run's ratio."""
+        if c in rounds and name in rounds[c]["ratios"]:
+            v = rounds[c]["ratios"][name]
+            return v["median"], f"{_x(v['median'])} (rounds: {', '.join(_x(x) for x in v['per_round'])})"
+        single = rows.get(c, {}).get(name)
+        return single, _x(single)
+
+    serving = [ratio("ours/O", c) for c in (level, 64)]
+    seed, seed_text = ratio("ours/O-seed", level)
+    ours_rps = rounds[level]["rps_median"].get("ours") if level in rounds else (at.get("rps") or {}).get("ours")
+    over_t, over_l = _ratio(ours_rps, (at.get("rps") or {}).get("T")), _ratio(ours_rps, at.get("L"))
+    median_note = " (ours: median of the rounds)" if level in rounds else ""
+    delta, delta_text = hop["ours_minus_O_ms"], "–" if hop["ours_minus_O_ms"] is None else f"{hop['ours_minus_O_ms']:+.2f} ms"
+    if 1 in rounds and "ours_minus_O_p50_ms" in rounds[1]:
+        v = rounds[1]["ours_minus_O_p50_ms"]
+        delta, delta_text = v["median"], f"{v['median']:+.2f} ms (rounds: {', '.join('–' if x is None else f'{x:+.2f}' for x in v['per_round'])})"
+    if hop["ours_after_load_p50_ms"] is not None and hop["O_p50_ms"] is not None:
+        delta_text += f"; {hop['ours_after_load_p50_ms'] - hop['O_p50_ms']:+.2f} ms after load in the first round"
     return [
-        {"target": f"ours >= 0.95x O, same int8 file (c={level})", "measured": _x(at.get("ours/O")), "met": check(at.get("ours/O"), 0.95)},
-        {"target": "p50 at c=1: ours <= O + 1.5 ms", "met": None if delta is None else delta <= 1.5,
-         "measured": "–" if delta is None else f"{delta:+.2f} ms" + (f" ({hop['ours_after_load_p50_ms'] - hop['O_p50_ms']:+.2f} ms after load)"
-                                                                    if hop["ours_after_load_p50_ms"] is not None and hop["O_p50_ms"] is not None else "")},
-        {"target": f"ours >= 1.3x O on the seed-recipe model (c={level})", "measured": _x(at.get("ours/O-seed")), "met": check(at.get("ours/O-seed"), 1.3)},
-        {"target": f"ours >= 5x T (c={level})", "measured": _x(at.get("ours/T")), "met": check(at.get("ours/T"), 5)},
-        {"target": f"ours >= 90% of L (c={level})", "measured": _x(at.get("ours/L")), "met": check(at.get("ours/L"), 0.9)},
+        {"target": f"ours >= 0.95x O, same int8 file (c={level} and 64)", "measured": f"c={level}: {serving[0][1]}; c=64: {serving[1][1]}",
+         "met": None if serving[0][0] is None or serving[1][0] is None else min(serving[0][0], serving[1][0]) >= 0.95},
+        {"target": "p50 at c=1: ours <= O + 1.5 ms", "met": None if delta is None else delta <= 1.5, "measured": delta_text},
+        {"target": f"ours >= 1.3x O on the seed-recipe model (c={level})", "measured": seed_text, "met": check(seed, 1.3)},
+        {"target": f"ours >= 5x T (c={level})", "measured": _x(over_t) + median_note, "met": check(over_t, 5)},
+        {"target": f"ours >= 90% of L (c={level})", "measured": _x(over_l) + median_note, "met": check(over_l, 0.9)},
         {"target": "ours: zero errors at every level", "measured": f"{sum(r['errors'] for r in errors)} errors in {len(ours_levels)} levels",
          "met": None if not ours_levels else not errors},
     ]
@@ -178,6 +235,7 @@ def markdown(result: dict, chart: str | None) -> str:
                       *_table(["server", "c", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors/sent", "peak RSS MB", "mean runner batch",
                                "server CPU ms/answer", "client CPU"], body), ""]
         lines += _scaling(result, key)
+    lines += _rounds_section(result)
     lines += _hop_section(result)
     lines += _inprocess_section(result)
     lines += _servers_section(result)
@@ -212,6 +270,25 @@ def _scaling(result: dict, key: str) -> list[str]:
         return []
     return [f"Scaling with text length ({key} model; tokens as sent, then as run after the cut at max_length):", "",
             *_table(["tokens", "run", "c", "ours req/s", "O req/s", "T req/s", "L req/s", "ours / O", "ours / T", "ours / L", "ours p50 ms", "O p50 ms", "errors"], body), ""]
+
+
+def _rounds_section(result: dict) -> list[str]:
+    rows = repeated(result)
+    if not rows:
+        return []
+    numbers = rows[0]["rounds"]
+    each = lambda values, digits=1: ", ".join(_fmt(v, digits) for v in values)  # noqa: E731
+    body = [[s, str(r["concurrency"]), each(r["rps"][s]), _fmt(r["rps_median"][s]), each(r["p50_ms"][s], 2), _fmt(r["p50_median_ms"][s], 2), str(r["errors"][s])]
+            for r in rows for s in r["rps"]]
+    ratio_body = [[name, str(r["concurrency"]), ", ".join(_x(v) for v in ratio["per_round"]), _x(ratio["median"])] for r in rows for name, ratio in r["ratios"].items()]
+    ratio_body += [["ours p50 - O p50 (ms)", str(r["concurrency"]), each(r["ours_minus_O_p50_ms"]["per_round"], 2), _fmt(r["ours_minus_O_p50_ms"]["median"], 2)]
+                   for r in rows if "ours_minus_O_p50_ms" in r]
+    return [f"## Repeated rounds (default model, mixed texts, {len(numbers)} rounds)", "",
+            "The servers the serving-cost and seed-recipe targets compare were started again and measured at these levels in later rounds, "
+            "in alternating order (round 2 backwards, round 3 forwards, ...); round 1 is the main pass above. A ratio is taken inside one "
+            "round, where the two servers ran minutes apart; the targets use the median of those.", "",
+            *_table(["server", "c", "req/s by round", "median req/s", "p50 ms by round", "median p50 ms", "errors"], body), "",
+            *_table(["ratio", "c", "by round", "median"], ratio_body), ""]
 
 
 def _hop_section(result: dict) -> list[str]:
@@ -269,7 +346,7 @@ def _inprocess_section(result: dict) -> list[str]:
 
 
 def _servers_section(result: dict) -> list[str]:
-    body = [[s["model"], s["server"], _fmt(s.get("start_s"), 1), _fmt(s.get("idle_rss_mb"), 0), _fmt(s["peak_rss_mb"], 0), str(s["processes"]),
+    body = [[s["model"], s["server"] + (f" (round {s['round']})" if s.get("round", 1) > 1 else ""), _fmt(s.get("start_s"), 1), _fmt(s.get("idle_rss_mb"), 0), _fmt(s["peak_rss_mb"], 0), str(s["processes"]),
              f"{s['load_before']:.1f} / {s['load_after']:.1f}"] for s in result["servers"]]
     return ["## Server processes", "", "RSS is summed over the server's process tree (psutil, sampled every 0.1 s; shared pages count once per process).", "",
             *_table(["model", "server", "ready after s", "RSS after warm-up MB", "peak RSS MB", "processes", "load avg before / after"], body), ""]
@@ -321,7 +398,7 @@ def chart(result: dict, path: Path) -> None:
     ax.set_title("scaling: requests/s by model and text length")
     ax.legend(fontsize=8)
     ax = axes[1][1]
-    servers = result["servers"]
+    servers = [s for s in result["servers"] if s.get("round", 1) == 1]
     ax.barh([f"{s['model']}/{s['server']}" for s in servers], [s["peak_rss_mb"] for s in servers], color=[colors.get(s["server"], "gray") for s in servers])
     ax.set_xlabel("MB")
     ax.set_title("peak RSS of the server's process tree")
@@ -333,6 +410,7 @@ def chart(result: dict, path: Path) -> None:
 
 def write(result: dict, out: Path) -> dict[str, Path]:
     result["ratios"] = {key: ratios(result, key) for key in result["models"]}
+    result["repeated"] = repeated(result)
     result["serving_hop"] = serving_hop(result)
     result["targets"] = targets(result)
     paths = {"json": out / "bench.json", "md": out / "bench.md", "png": out / "bench.png"}

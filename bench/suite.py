@@ -24,6 +24,9 @@ from bench.servers.launch import ServerSpec, cpu_seconds, runner_socket, start, 
 from bench.texts import HELDOUT, LANGUAGES, TextSet, build_sets
 
 SERVER_NAMES = ("ours", "ours-2w", "O", "O-seed", "ours-seed", "T")
+# The servers of the serving-cost and seed-recipe ratios: measured again in extra rounds, because the
+# same server on this kind of machine moves by up to a quarter between runs minutes apart.
+ROUND_SERVERS = ("ours", "ours-2w", "O", "O-seed")
 DESCRIPTIONS = {
     "ours": "our service: `bentoml serve service:TextClassifier`, int8 ONNX, adaptive batching",
     "runner": "our runner service called directly on its Unix socket inside the same `bentoml serve` as ours "
@@ -60,6 +63,8 @@ class BenchConfig:
     limit_seconds: float = 1.0
     limit_group: int = 64  # L's "sorted" mode: groups of this many texts, like a full adaptive batch
     base_limit_batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])  # a batch of 32 x 256 tokens takes seconds
+    rounds: int = 3  # the default model's ROUND_SERVERS at round_levels, this many times in all (the first is the main pass)
+    round_levels: list[int] = field(default_factory=lambda: [1, 32, 64])
     hop_texts: int = 300  # texts of the paired hop measurement (each sent twice)
     batch1_texts: int = 400
     batch1_seconds: float = 5.0
@@ -71,7 +76,7 @@ class BenchConfig:
             quick=True, levels=[1, 8], requests=30, max_seconds=5.0, warmup=8, warmup_c1=5, buckets=(16,), scaling_level=8,
             models=["default"], servers=["ours", "O", "T"], mixed_count=80, bucket_per_language=1,
             limit_batch_sizes=[1, 8], limit_seconds=0.2, limit_group=16, base_limit_batch_sizes=[1, 8],
-            hop_texts=20, batch1_texts=20, batch1_seconds=1.0, agreement_heldout=40,
+            rounds=2, round_levels=[1, 8], hop_texts=20, batch1_texts=20, batch1_seconds=1.0, agreement_heldout=40,
         )
         return cls(**(values | overrides))
 
@@ -166,7 +171,8 @@ def phases(name: str, key: str, config: BenchConfig) -> list[tuple[str, int]]:
     return steps
 
 
-def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: BenchConfig, logs: Path) -> tuple[dict, list[dict]]:
+def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: BenchConfig, logs: Path,
+                   round_number: int = 1) -> tuple[dict, list[dict]]:
     """Start one server and measure it; every server goes through the same order:
 
     1. warm-up at c=1, then the c=1 level (on a service that has not seen a burst yet);
@@ -175,9 +181,13 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
        (ours: the runner directly at the scaling level after the mixed levels);
     4. BentoML servers: c=1 once more, "after load": BentoML's adaptive batcher learns how long
        requests wait from the last 50 batches, and what it learned under load stays.
+
+    Rounds after the first measure only the mixed texts at config.round_levels, in the same order.
     """
-    server_log = logs / f"{prepared.key}-{name}.log"
-    record: dict = {"model": prepared.key, "server": name, "description": spec.description, "log": str(server_log), "load_before": os.getloadavg()[0]}
+    repeat = round_number > 1
+    server_log = logs / (f"{prepared.key}-{name}-round{round_number}.log" if repeat else f"{prepared.key}-{name}.log")
+    record: dict = {"model": prepared.key, "server": name, "round": round_number, "description": spec.description, "log": str(server_log),
+                    "load_before": os.getloadavg()[0]}
     runs: list[dict] = []
     server = start(spec, server_log)
     bentoml_server = "bentoml" in spec.argv
@@ -194,7 +204,7 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
         after = batch_metrics(server.url) if before else None
         if before and after and after[1] > before[1]:  # the runner's adaptive batches during the level
             extra |= {"runner_batches": int(after[1] - before[1]), "mean_runner_batch": round((after[0] - before[0]) / (after[1] - before[1]), 2)}
-        runs.append({"model": prepared.key, "server": server_name, "texts": label or texts} | level.to_dict() | extra)
+        runs.append({"model": prepared.key, "server": server_name, "texts": label or texts, "round": round_number} | level.to_dict() | extra)
         notes = [str(level.error_kinds)] if level.errors else []
         notes += ["time-bounded"] if level.time_bounded else []
         notes += [f"mean runner batch {extra['mean_runner_batch']}"] if "mean_runner_batch" in extra else []
@@ -209,8 +219,8 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
     try:
         record["start_s"] = server.start_s
         mixed = prepared.texts["mixed"].texts
-        steps = phases(name, prepared.key, config)
-        uds = runner_socket(server) if name == "ours" and prepared.key == "default" else None
+        steps = [("mixed", c) for c in config.round_levels if c in config.levels] if repeat else phases(name, prepared.key, config)
+        uds = runner_socket(server) if name == "ours" and prepared.key == "default" and not repeat else None
         runner_steps = phases("runner", prepared.key, config) if uds else []
         warm_up(1, config.warmup_c1)
         record["idle_rss_mb"] = server.sampler.phase_peak_mb()
@@ -232,7 +242,7 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
             measure("runner", texts, concurrency, "http://runner/classify", uds)
         for texts, concurrency in [s for s in steps if s[0] != "mixed"]:
             measure(name, texts, concurrency, server.predict_url)
-        if bentoml_server and ("mixed", 1) in steps:
+        if bentoml_server and ("mixed", 1) in steps and not repeat:
             measure(name, "mixed", 1, server.predict_url, label="after-load")
     finally:
         stop(server)
@@ -354,7 +364,7 @@ def run(config: BenchConfig, progress: Callable[[dict], None] = lambda result: N
     result: dict = {
         "meta": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": config.quick, "machine": machine(), "load_start": os.getloadavg(),
                  "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()}},
-        "models": {}, "servers": [], "runs": [], "inprocess": {}, "failures": [],
+        "models": {}, "servers": [], "runs": [], "rounds": [], "inprocess": {}, "failures": [],
     }
     scratch = Path(tempfile.mkdtemp(prefix="textclf-bench-"))
     try:
@@ -377,23 +387,26 @@ def run(config: BenchConfig, progress: Callable[[dict], None] = lambda result: N
             except RuntimeError as error:
                 result["failures"].append({"model": key, "step": "inprocess", "error": str(error)[-2000:]})
             timer(f"in-process {key}", t)
-            for name in config.servers:
-                if key == "base" and name not in ("ours", "ours-2w", "O", "T"):
-                    continue
+            names = [n for n in config.servers if key == "default" or n in ("ours", "ours-2w", "O", "T")]
+            schedule = [(1, name) for name in names]
+            if key == "default":  # later rounds alternate the order (ABBA), so drift over the run favours no server
+                repeated = [n for n in names if n in ROUND_SERVERS]
+                schedule += [(number, name) for number in range(2, config.rounds + 1) for name in (repeated[::-1] if number % 2 == 0 else repeated)]
+            for number, name in schedule:
                 spec = server_spec(name, prepared, config.threads, scratch)
                 if spec is None:
                     log(f"{key}/{name}: skipped (its model variant is not available)")
                     continue
-                log(f"{key}/{name}: starting")
+                log(f"{key}/{name}: starting" + (f" (round {number} of {config.rounds})" if number > 1 else ""))
                 t = time.perf_counter()
                 try:
-                    record, runs = measure_server(name, spec, prepared, config, logs)
+                    record, runs = measure_server(name, spec, prepared, config, logs, number)
                     result["servers"].append(record)
-                    result["runs"] += runs
+                    result["runs" if number == 1 else "rounds"] += runs
                 except (RuntimeError, TimeoutError, OSError) as error:
                     log(f"{key}/{name}: failed: {str(error)[:500]}")
-                    result["failures"].append({"model": key, "server": name, "error": str(error)[-2000:]})
-                timer(f"server {key}/{name}", t)
+                    result["failures"].append({"model": key, "server": name, "round": number, "error": str(error)[-2000:]})
+                timer(f"server {key}/{name}" + (" (later rounds)" if number > 1 else ""), t)
                 progress(result)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

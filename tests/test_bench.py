@@ -75,6 +75,16 @@ def test_quick_run_writes_a_complete_json_report(quick_run: Path) -> None:
     assert hop["n"] > 0 and hop["service_p50_ms"] > 0 and hop["runner_direct_p50_ms"] > 0
     assert all(runs[("ours", "mixed", c)]["mean_runner_batch"] >= 1 for c in QUICK_LEVELS)
     assert [r["concurrency"] for r in result["ratios"]["default"]] == list(QUICK_LEVELS)
+    # a second round of ours and O, in reverse order, whose per-round ratios and medians are reported
+    second = [(r["server"], r["concurrency"]) for r in result["rounds"]]
+    assert second == [("O", 1), ("O", 8), ("ours", 1), ("ours", 8)], second
+    assert all(r["round"] == 2 and r["errors"] == 0 and r["ok"] == r["sent"] > 0 for r in result["rounds"])
+    for row in result["repeated"]:
+        assert row["rounds"] == [1, 2]
+        ours = [run["rps"] for run in result["runs"] + result["rounds"] if (run["server"], run["texts"], run["concurrency"]) == ("ours", "mixed", row["concurrency"])]
+        assert row["rps"]["ours"] == ours and row["rps_median"]["ours"] == pytest.approx(sum(ours) / 2, abs=1e-3)
+        assert row["ratios"]["ours/O"]["per_round"] == [round(a / b, 2) for a, b in zip(row["rps"]["ours"], row["rps"]["O"])]
+    assert [row["concurrency"] for row in result["repeated"]] == list(QUICK_LEVELS)
     assert all(r["ours/T"] and r["ours/O"] and r["ours/L"] for r in result["ratios"]["default"])
 
 
@@ -86,5 +96,6 @@ def test_quick_run_writes_the_markdown_table_and_the_chart(quick_run: Path) -> N
     for column in ("ours / T", "ours / O", "ours / L"):
         assert column in header
     assert "tiny-onnx:" in markdown
+    assert "## Repeated rounds (default model, mixed texts, 2 rounds)" in markdown
     assert (quick_run / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (quick_run / "logs" / "default-ours.log").is_file()
