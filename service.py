@@ -9,6 +9,7 @@ from bentoml.validators import ContentType
 from textclf.batch_dispatch import dispatch_without_waiting
 from textclf.body_limit import BodyLimit
 from textclf.classifier import Classifier
+from textclf.client_error_logs import quiet_client_error_tracebacks
 from textclf.config import settings, untraced
 from textclf.predictions import RequestError, check_top_k, to_prediction
 from textclf.runner_calls import call_runner
@@ -20,6 +21,7 @@ SETTINGS = settings()
 JSONList = Annotated[list[TextScores], ContentType("application/json")]
 BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
 dispatch_without_waiting()  # batch what is queued when the model is free; never wait for more
+quiet_client_error_tracebacks()  # a 4xx is logged as one line naming the error, not a traceback
 # Runner services are internal: their calls are already in the entry service's access log, and
 # BentoML's client of a runner renews its connection pool every 100 requests or 300 s, closing the
 # old pool with calls still in flight on it (they hang until the timeout or fail: bentoml#4971).

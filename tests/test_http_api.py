@@ -478,6 +478,20 @@ def test_predict_is_access_logged_without_an_opentelemetry_span(cpu_server: Serv
     assert "trace=" not in lines[-1], lines[-1]
 
 
+def test_a_bad_request_is_logged_in_one_line_without_a_traceback(cpu_server: Server) -> None:
+    """BentoML logs each 400 with a full traceback; the service logs one line naming the error."""
+    offset = cpu_server.log.stat().st_size
+    response = cpu_server.post({"txt": "hello"})
+    assert response.status_code == 400
+    deadline = time.monotonic() + 10
+    while "Extra inputs are not permitted" not in (new := cpu_server.log.read_bytes()[offset:].decode(errors="replace")):
+        assert time.monotonic() < deadline, f"no log line for the 400:\n{new}"
+        time.sleep(0.2)
+    line = next(line for line in new.splitlines() if "Exception on /predict [POST]" in line)
+    assert "validation error" in line and "Extra inputs are not permitted" in new, new
+    assert "Traceback" not in new and "ERROR" not in line, new
+
+
 def test_openapi_documents_post_predict_with_the_request_fields(cpu_server: Server) -> None:
     response = httpx.get(f"{cpu_server.url}/docs.json", timeout=10)
     assert response.status_code == 200
