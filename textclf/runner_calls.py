@@ -50,8 +50,8 @@ class CombinedCalls(Generic[R]):
     taken from the model. The runner's own batcher still groups calls; this makes them fewer. It is
     BentoML's batcher (CorkDispatcher) on the calling side: one call in flight at a time, the texts of
     the queued requests up to `max_texts` in the next (a request with more is split across calls),
-    a request queued past `max_latency_ms` answered 503, and never a wait for more requests
-    (textclf.batch_dispatch).
+    a request queued past `max_latency_ms` answered 503, and, with textclf.batch_dispatch's patch in
+    (service.py applies it), never a wait for more requests.
     """
 
     def __init__(self, call: Callable[[list[str]], Awaitable[list[R]]], max_texts: int, max_latency_ms: int) -> None:
