@@ -22,7 +22,7 @@ sizes: model
 	.venv/bin/python scripts/image_report.py
 
 # Our service against baseline T (transformers), baseline O (FastAPI + onnxruntime) and the
-# in-process limit L, one server at a time, the close ratios in 3 rounds (~21 min on 2 cores): reports/bench/bench.{md,json,png}.
+# in-process limit L, one server at a time, the close ratios in 3 rounds (~19 min on 2 cores): reports/bench/bench.{md,json,png}.
 # Run it on an otherwise idle machine. ARGS="--quick" checks the harness in seconds.
 bench: model
 	.venv/bin/python -m bench --out reports/bench $(ARGS)
