@@ -25,7 +25,8 @@ def client_error(exception: BaseException | None) -> bool:
 
 
 def describe(exception: BaseException) -> str:
-    """What was wrong, on one line and bounded: field names and messages, never the client's values."""
+    """What was wrong, on one line and bounded: for a validation error the field names and pydantic's
+    messages (which do not quote the input); for another 4xx, BentoML's message."""
     if isinstance(exception, ValidationError):
         problems = (f"{'.'.join(map(str, e['loc']))[:80]!r}: {e['msg']}" for e in exception.errors(include_url=False, include_input=False))
         text = f"{exception.error_count()} validation error(s) for {exception.title}: " + "; ".join(problems)
