@@ -145,8 +145,8 @@ def targets(result: dict, level: int = 32) -> list[dict]:
     rows = {r["concurrency"]: r for r in ratios(result, "default")}
     at = rows.get(level, {})
     hop = serving_hop(result)
-    errors = [r for r in result["runs"] + result.get("rounds", []) if r["errors"] and r["model"] == "default" and r["texts"] == "mixed" and r["server"] == "ours"]
     ours_levels = [r for r in result["runs"] + result.get("rounds", []) if r["model"] == "default" and r["texts"] == "mixed" and r["server"] == "ours"]
+    errors = [r for r in ours_levels if r["errors"]]
     check = lambda v, goal: None if v is None else v >= goal  # noqa: E731
     rounds = {r["concurrency"]: r for r in repeated(result)}
 

@@ -463,6 +463,16 @@ def test_metrics_is_prometheus_text_with_request_counts(cpu_server: Server) -> N
     assert predict_ok and sum(predict_ok) >= 1
 
 
+def log_once_it_shows(server: Server, needle: str, offset: int = 0, seconds: float = 10) -> str:
+    """The server's log from byte `offset` on, once `needle` is in it (BentoML writes it a moment
+    after the answer)."""
+    deadline = time.monotonic() + seconds
+    while needle not in (text := server.log.read_bytes()[offset:].decode(errors="replace")):
+        assert time.monotonic() < deadline, f"{needle!r} never appeared in the log:\n{text[-3000:]}"
+        time.sleep(0.2)
+    return text
+
+
 def test_predict_is_access_logged_without_an_opentelemetry_span(cpu_server: Server) -> None:
     """trace_requests is off by default: BentoML appends "(trace=...,span=...)" to the access log line
     of a request it built a span for; a /predict line must have none, and must still be there."""
@@ -470,10 +480,7 @@ def test_predict_is_access_logged_without_an_opentelemetry_span(cpu_server: Serv
     response = httpx.post(f"{cpu_server.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
     ok_json(response)
     mark = f"path=/predict,type=application/json,length={len(body)})"
-    deadline = time.monotonic() + 10
-    while not (lines := [line for line in cpu_server.log.read_text(errors="replace").splitlines() if mark in line]):
-        assert time.monotonic() < deadline, "the request's access log line never appeared"
-        time.sleep(0.2)
+    lines = [line for line in log_once_it_shows(cpu_server, mark).splitlines() if mark in line]
     assert "(status=200" in lines[-1]
     assert "trace=" not in lines[-1], lines[-1]
 
@@ -483,10 +490,7 @@ def test_a_bad_request_is_logged_in_one_line_without_a_traceback(cpu_server: Ser
     offset = cpu_server.log.stat().st_size
     response = cpu_server.post({"txt": "hello"})
     assert response.status_code == 400
-    deadline = time.monotonic() + 10
-    while "Extra inputs are not permitted" not in (new := cpu_server.log.read_bytes()[offset:].decode(errors="replace")):
-        assert time.monotonic() < deadline, f"no log line for the 400:\n{new}"
-        time.sleep(0.2)
+    new = log_once_it_shows(cpu_server, "Extra inputs are not permitted", offset)
     line = next(line for line in new.splitlines() if "Exception on /predict [POST]" in line)
     assert "validation error" in line and "Extra inputs are not permitted" in new, new
     assert "Traceback" not in new and "ERROR" not in line, new
@@ -525,17 +529,19 @@ def batch_size_totals(server: Server) -> tuple[float, float]:
     return total("bentoml_service_adaptive_batch_size_sum"), total("bentoml_service_adaptive_batch_size_count")
 
 
+async def burst(server: Server, texts: list[str]) -> list[httpx.Response]:
+    """One single-text /predict request per text, all at once, each on its own connection."""
+    limits = httpx.Limits(max_connections=len(texts), max_keepalive_connections=len(texts))
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+        return await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
+
+
 def test_concurrent_requests_are_answered_correctly_and_batched(cpu_server: Server, reference) -> None:
     texts = [TEXTS[i % len(TEXTS)] for i in range(64)]
     expected = {text: reference.classify([text])[0] for text in TEXTS}
     sum_before, count_before = batch_size_totals(cpu_server)
 
-    async def burst() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=len(texts), max_keepalive_connections=len(texts))
-        async with httpx.AsyncClient(base_url=cpu_server.url, timeout=60, limits=limits) as client:
-            return await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
-
-    responses = asyncio.run(burst())
+    responses = asyncio.run(burst(cpu_server, texts))
     statuses = [r.status_code for r in responses]
     assert statuses == [200] * len(texts), {s: statuses.count(s) for s in set(statuses)}
     for text, response in zip(texts, responses):
@@ -562,13 +568,7 @@ def test_two_cpu_runner_workers_share_the_load_and_answer_right(tiny_export, ref
         assert len(runners) == 2, [" ".join(p.cmdline()) for p in tree]
         texts = [TEXTS[i % len(TEXTS)] for i in range(64)]
         expected = {text: reference.classify([text])[0] for text in TEXTS}
-
-        async def burst() -> list[httpx.Response]:
-            limits = httpx.Limits(max_connections=len(texts), max_keepalive_connections=len(texts))
-            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
-                return await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
-
-        responses = asyncio.run(burst())
+        responses = asyncio.run(burst(server, texts))
         assert [r.status_code for r in responses] == [200] * len(texts)
         for text, response in zip(texts, responses):
             assert_matches(response.json(), expected[text].scores, expected[text].truncated, CROSS_BATCH_TOLERANCE)
