@@ -14,6 +14,7 @@ from textclf.config import settings, untraced
 from textclf.predictions import RequestError, check_top_k, to_prediction
 from textclf.runner_calls import call_runner
 from textclf.schemas import ModelInfo, PredictRequest, PredictResponse, TextScores
+from textclf.shutdown_drain import DrainBeforeExit
 
 SETTINGS = settings()
 # Declared, so BentoML does not rebuild the answer's JSON schema to find its media type on every call
@@ -113,3 +114,6 @@ class TextClassifierGPU(PredictAPI):
 # Non-JSON bodies get 415 and oversized ones 413 before BentoML reads them whole (textclf/body_limit.py).
 for entry_service in (TextClassifier, TextClassifierGPU):
     entry_service.add_asgi_middleware(BodyLimit, settings=SETTINGS)
+# On SIGTERM a runner serves on until the API service has sent its last call (textclf/shutdown_drain.py).
+for runner_service in (OnnxRunner, TorchRunner):
+    runner_service.add_asgi_middleware(DrainBeforeExit)
