@@ -17,18 +17,12 @@ Installed on a BentoML service with `Service.add_asgi_middleware(BodyLimit, sett
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from textclf.config import ServingSettings
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The longest JSON spelling of one character is 12 bytes: an astral character (an emoji) written as
 # two escaped surrogates, "\ud83d\ude42"; it counts as one character against max_text_chars.
