@@ -33,6 +33,9 @@ class FinetuneConfig(_Strict):
     extend_vocab: bool = False
     vocab_subwords: int = Field(0, ge=0, description="with extend_vocab: also add a WordPiece of this size learned on the training texts")
     max_length: int | None = Field(None, ge=8, description="truncate training texts here (default: the model's max_length)")
+    # Part of the recipe, not a speed knob: with another thread count torch sums floats in another
+    # order and the same data gives (slightly) other weights.
+    threads: int = Field(2, ge=1, description="torch threads while fine-tuning")
 
 
 class ExportConfig(_Strict):

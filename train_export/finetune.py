@@ -1,17 +1,36 @@
-"""Step 1 (optional): fine-tune a Hugging Face checkpoint into a sequence classifier."""
+"""Step 2 (optional): fine-tune a Hugging Face checkpoint into a sequence classifier."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from tokenizers import Tokenizer
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, Trainer, TrainingArguments
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, Trainer, TrainingArguments, set_seed
 
 from textclf.backends.torch import model_inputs
 from textclf.tokenization import TextEncoder
 from train_export.config import FinetuneConfig
 from train_export.data import Example
+
+
+@contextmanager
+def reproducible(seed: int, threads: int) -> Iterator[None]:
+    """The same inputs give the same weights: every draw (the new head, the new embedding rows that
+    transformers' mean-resizing samples from a normal distribution, dropout, the batch order) comes
+    from `seed`, torch picks its deterministic kernels, and a fixed thread count keeps the order of
+    float sums fixed. Restores torch's settings afterwards."""
+    saved_threads, saved_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    set_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_deterministic)
 
 
 def load_classifier(checkpoint: str, labels: list[str], vocab_size: int) -> PreTrainedModel:
@@ -38,7 +57,15 @@ def finetune(
     max_length: int,
     seed: int,
 ) -> PreTrainedModel:
-    model = load_classifier(checkpoint, labels, tokenizer.get_vocab_size())
+    with reproducible(seed, config.threads):
+        model = load_classifier(checkpoint, labels, tokenizer.get_vocab_size())
+        train_classifier(model, tokenizer, train, labels, config, max_length, seed)
+    return model
+
+
+def train_classifier(
+    model: PreTrainedModel, tokenizer: Tokenizer, train: list[Example], labels: list[str], config: FinetuneConfig, max_length: int, seed: int
+) -> None:
     encoder = TextEncoder(tokenizer, config.max_length or max_length)
     label_ids = {label: i for i, label in enumerate(labels)}
     names = model_inputs(model)
@@ -67,7 +94,7 @@ def finetune(
             report_to=[],
             remove_unused_columns=False,
             seed=seed,
+            data_seed=seed,
             use_cpu=not torch.cuda.is_available(),
         )
         Trainer(model=model, args=args, train_dataset=features, data_collator=collate).train()
-    return model

@@ -51,13 +51,31 @@ def _candidate_characters(texts: Iterable[str], normalize: Callable[[str], str])
     return chars
 
 
+def continuation_pieces(tokenizer: Tokenizer, texts: list[str]) -> list[str]:
+    """Every `##` piece (a character inside a word) the texts hold, sorted."""
+    normalize = tokenizer.normalizer.normalize_str if tokenizer.normalizer else str
+    inner: set[str] = set()
+    for text in texts:
+        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(normalize(text)):
+            inner.update(word[1:])
+    return ["##" + c for c in sorted(inner)]
+
+
 def corpus_subwords(tokenizer: Tokenizer, texts: list[str], vocab_size: int) -> list[str]:
     """The vocabulary a WordPiece model learns on the corpus, through the tokenizer's own
-    normalizer and pre-tokenizer, in the trainer's order."""
+    normalizer and pre-tokenizer, in the trainer's order.
+
+    tokenizers 0.22's trainer numbers the `##` pieces in the order it meets them in a hash map that
+    is seeded anew in every process, and breaks ties between equally frequent merges by those numbers:
+    the same texts gave 8,224 to 8,229 new tokens from one run to the next (huggingface/tokenizers#1794,
+    fix proposed in #2066). Declaring every `##` piece up front, sorted, as a special token numbers
+    them before the trainer does, which makes the result the same in every run.
+    """
     learner = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_CHARS_PER_WORD))
     learner.normalizer = tokenizer.normalizer
     learner.pre_tokenizer = tokenizer.pre_tokenizer
-    learner.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[UNK]"], show_progress=False))
+    fixed_order = ["[UNK]", *continuation_pieces(tokenizer, texts)]
+    learner.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=fixed_order, show_progress=False))
     return sorted(learner.get_vocab(), key=learner.get_vocab().get)
 
 
