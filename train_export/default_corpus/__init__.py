@@ -1,8 +1,9 @@
 """The built-in corpus of the default model, a 20-language identifier.
 
-Each language gets its hand-written sentences (sentences/<code>.txt, one a line), topped up with
-translated interface strings that installed PyPI packages ship (registry_text). Nothing is fetched:
-the output depends only on the seed, the sentence files and the installed package versions.
+Each language gets its hand-written everyday sentences (sentences/<code>.txt, one a line) and
+documentation-style lines (docs/<code>.txt: technical prose, option descriptions, credit lines full
+of foreign names), topped up with translated strings that PyPI packages ship (registry_text). The
+output depends only on the seed, these files and the pinned package versions.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ import unicodedata
 from pathlib import Path
 
 from train_export.default_corpus.languages import LANGUAGES, UNSPACED
-from train_export.default_corpus.registry_text import registry_texts
+from train_export.default_corpus.registry_text import SOURCES, WHEELS, registry_texts
 
-__all__ = ["LANGUAGES", "SENTENCES_DIR", "build_corpus", "hand_written", "missing_sentence_files"]
+__all__ = ["DOCS_DIR", "LANGUAGES", "SENTENCES_DIR", "build_corpus", "hand_written", "missing_sentence_files", "source_versions"]
+
+
+def source_versions() -> dict[str, str]:
+    """The version of every distribution the corpus is read from (part of the recipe)."""
+    from importlib.metadata import version
+
+    installed = ("polib", *(name for name in SOURCES if name not in WHEELS))
+    return {name: version(name) for name in installed} | {name: wheel.version for name, wheel in WHEELS.items()}
 
 SENTENCES_DIR = Path(__file__).with_name("sentences")
+DOCS_DIR = Path(__file__).with_name("docs")
 
 
 def missing_sentence_files() -> list[str]:
@@ -26,9 +36,10 @@ def missing_sentence_files() -> list[str]:
     return [language for language in LANGUAGES if not (SENTENCES_DIR / f"{language}.txt").is_file()]
 
 
-def hand_written(language: str) -> list[str]:
-    """The language's hand-written sentences in file order, blank lines and repeats left out."""
-    path = SENTENCES_DIR / f"{language}.txt"
+def hand_written(language: str, folder: Path | None = None) -> list[str]:
+    """The language's hand-written lines of `folder` (default: the sentences) in file order, blank
+    lines and repeats left out."""
+    path = (folder or SENTENCES_DIR) / f"{language}.txt"
     if not path.is_file():
         return []
     # NFC, as registry text is: the same sentence must not come in two encodings.
@@ -58,9 +69,10 @@ def short_spans(sentences: list[str], count: int, unspaced: bool, rng: random.Ra
 def build_corpus(out_path: Path, *, per_language: int, seed: int = 0, span_fraction: float = 0.0) -> dict[str, int]:
     """Write a shuffled JSONL corpus of {"text", "label"} lines and return the count per label.
 
-    Every language gets up to per_language samples: its hand-written sentences first, as the most
-    natural text there is, then short spans of them (span_fraction of per_language), then registry
-    text drawn at random. A language whose sources run short gets fewer rather than repeats.
+    Every language gets up to per_language samples: its hand-written sentences and documentation
+    lines first, as the most natural text there is, then short spans of the sentences
+    (span_fraction of per_language), then registry text drawn at random. A language whose sources
+    run short gets fewer rather than repeats.
     """
     if per_language < 1:
         raise ValueError(f"per_language must be at least 1, not {per_language}")
@@ -70,10 +82,11 @@ def build_corpus(out_path: Path, *, per_language: int, seed: int = 0, span_fract
     for language in LANGUAGES:
         # One generator per language: what one language draws does not shift another's sample.
         rng = random.Random(f"{seed}:{language}")
-        texts = hand_written(language)
+        sentences = hand_written(language)
+        texts = list(dict.fromkeys(sentences + hand_written(language, DOCS_DIR)))
         if len(texts) > per_language:
             texts = rng.sample(texts, per_language)
-        spans = short_spans(texts, round(per_language * span_fraction), language in UNSPACED, rng)
+        spans = short_spans(sentences, round(per_language * span_fraction), language in UNSPACED, rng)
         existing = set(texts)
         texts += [span for span in spans if span not in existing][: per_language - len(texts)]
         chosen = set(texts)
