@@ -13,11 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from textclf.backends.onnx import OnnxBackend
 from textclf.classifier import Classifier
 from textclf.tokenization import TextEncoder
+from train_export.parity import batch1_latency, compare
 
 
 def onnx_classifier(model_file: str, encoder: TextEncoder, labels: list[str], threads: int, forward_batch: int = 32) -> Classifier:
@@ -62,25 +61,9 @@ def limit(model_file: str, encoder: TextEncoder, labels: list[str], texts: list[
     return {"rps": by_batch[mode][size], "best_batch": size, "best_mode": mode, "by_batch": by_batch}
 
 
-def batch1_latency(classifier: Classifier, texts: list[str], max_texts: int, max_seconds: float) -> dict:
-    """Per-text latency, one text per call (tokenize, forward, softmax), after 5 warm-up calls."""
-    for text in texts[:5]:
-        classifier.probabilities([text])
-    times, deadline = [], time.perf_counter() + max_seconds
-    for text in texts[:max_texts]:
-        start = time.perf_counter()
-        classifier.probabilities([text])
-        times.append(time.perf_counter() - start)
-        if start > deadline:
-            break
-    ms = np.array(times) * 1000
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3), "mean_ms": round(float(ms.mean()), 3)}
-
-
 def agreement(expected: list[str], candidate: Classifier, texts: list[str]) -> dict:
-    actual = candidate.predict_labels(texts)
-    differ = [(t, e, a) for t, e, a in zip(texts, expected, actual) if e != a]
-    return {"n": len(texts), "agreement": round(1 - len(differ) / len(texts), 5), "examples": [list(d) for d in differ[:5]]}
+    report = compare(texts, expected, candidate.predict_labels(texts))
+    return {"n": report.compared, "agreement": round(report.agreement, 5), "examples": [list(d) for d in report.disagreements[:5]]}
 
 
 def run(job: dict) -> dict:

@@ -9,10 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import bentoml
-import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 from rich.console import Console
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -36,7 +34,8 @@ def test_both_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
         card = ModelCard.from_metadata(model.info.metadata)
         assert card.labels == sorted(TINY_LABELS) and card.max_length == 64
         metadata = model.info.metadata
-        assert metadata["parity_agreement"] == round(tiny_export.parity.agreement, 5) >= 0.95  # the fixture's gate
+        assert metadata["parity_agreement"] == round(tiny_export.quantization.parity.agreement, 5) >= 0.95  # the fixture's gate
+        assert metadata["recipe"] == tiny_export.recipe.fingerprint == model.info.labels["recipe"]
         assert metadata["validation_accuracy_int8"] == round(tiny_export.int8_accuracy.overall, 5)
         assert metadata["onnx_int8_bytes"] < metadata["onnx_fp32_bytes"] / 2
     # the model learned: four labels, chance is 25 %
@@ -47,6 +46,10 @@ def test_both_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
     assert not list(onnx_dir.glob("*.safetensors")) and not list(onnx_dir.glob("*.bin"))
     ops = Counter(node.op_type for node in onnx.load(str(onnx_dir / ONNX_FILE)).graph.node)
     assert ops["MatMulInteger"] + ops["QAttention"] > 0 and ops["MatMul"] == 0, ops
+    # the tiny model passes with the plain variant, which alone is tried then
+    assert onnx_model.info.metadata["quantization"]["name"] == "plain"
+    assert [t["variant"] for t in onnx_model.info.metadata["quantization"]["tried"]] == ["plain"]
+    assert "quantization" not in torch_model.info.metadata
 
     # the torch model is a standard Hugging Face folder
     classifier = AutoModelForSequenceClassification.from_pretrained(torch_model.path)
@@ -74,27 +77,74 @@ def test_an_existing_classifier_exports_without_finetuning(tiny_export, dataset)
     assert result.int8_accuracy.overall == pytest.approx(tiny_export.int8_accuracy.overall, abs=0.05)
 
 
-def test_parity_gate_failure_saves_nothing_and_exits_non_zero(checkpoints, dataset, monkeypatch, capsys) -> None:
-    from train_export import pipeline
+OUTLIER = 1000.0  # a weight that sets the int8 scale of its whole column: the others round to 0
+
+
+def with_outlier_weights(classifier_dir: Path, out_dir: Path, where: str) -> Path:
+    """The tiny classifier, changed so that torch computes exactly what it did before on one hidden
+    feature set to 0, while int8 rounding of the weights that read that feature loses everything else.
+
+    Feature `r` is made exactly 0 where it is read (a zero row and bias in front of it, or zero
+    LayerNorm gains), and the weights that read it get OUTLIER: 0 * OUTLIER is 0 in fp32, but one
+    quantization scale per tensor or output channel makes every other weight of that column 0 in
+    int8. "head": the pooler's and the classifier's weights (so only an fp32 head restores the
+    labels). "attention": every layer's query/key/value (no variant keeps attention fp32)."""
+    import torch
+
+    model = AutoModelForSequenceClassification.from_pretrained(classifier_dir)
+    r = 0
+    with torch.no_grad():
+        if where == "head":
+            model.bert.pooler.dense.weight[r, :] = 0
+            model.bert.pooler.dense.bias[r] = 0
+            model.classifier.weight[:, r] = OUTLIER
+        else:
+            for module in model.modules():
+                if isinstance(module, torch.nn.LayerNorm):
+                    module.weight[r], module.bias[r] = 0, 0
+            for layer in model.bert.encoder.layer:
+                for dense in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value):
+                    dense.weight[:, r] = OUTLIER
+    model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(classifier_dir).save_pretrained(out_dir)
+    return out_dir
+
+
+def export_argv(name: str, checkpoint: Path, dataset: Path) -> list[str]:
+    return ["--name", name, "--base-model", str(checkpoint), "--no-finetune", "--data", str(dataset), "--min-agreement", "0.9"]
+
+
+def test_when_plain_int8_misses_the_gate_the_fastest_passing_variant_is_kept(tiny_export, dataset, tmp_path, capsys) -> None:
     from train_export.__main__ import main
 
-    real_quantize = pipeline.quantize_onnx
-
-    def quantize_badly(fp32: Path, out: Path, config) -> Path:
-        """A broken quantization: the int8 classifier's bias pushes every text to the first label."""
-        path = real_quantize(fp32, out, config)
-        model = onnx.load(str(path))
-        bias = next(t for t in model.graph.initializer if t.name == "classifier.bias")
-        bias.CopyFrom(numpy_helper.from_array(np.array([100.0] + [0.0] * (bias.dims[0] - 1), dtype=np.float32), bias.name))
-        onnx.save(model, str(path))
-        return path
-
-    monkeypatch.setattr(pipeline, "quantize_onnx", quantize_badly)
-    before = store_tags()
-    argv = ["--name", "gate", "--base-model", str(checkpoints["bert"]), "--data", str(dataset), "--epochs", "1", "--max-length", "32"]
-    assert main(argv) == 1
+    checkpoint = with_outlier_weights(Path(bentoml.models.get(tiny_export.torch_tag).path), tmp_path / "head", "head")
+    assert main(export_argv("fallback", checkpoint, dataset)) == 0
     output = capsys.readouterr().out
-    assert "parity gate failed, nothing saved" in output and "below the required 99.50%" in output
+    quantization = bentoml.models.get("fallback-onnx:latest").info.metadata["quantization"]
+    tried = {t["variant"]: t for t in quantization["tried"]}
+    assert list(tried) == ["plain", "per-tensor", "reduce-range", "fp32-head", "fp32-head-last", "fp32-head-last-emb"]
+    # the int8 head cannot tell the labels apart: plain, per-tensor and reduce-range fail, every fp32-head variant passes
+    assert [t["passed"] for t in tried.values()] == [False, False, False, True, True, True], tried
+    passing = [t for t in tried.values() if t["passed"]]
+    assert quantization["name"] == min(passing, key=lambda t: t["batch1_p50_ms"])["variant"]
+    assert "head" in quantization["fp32"]
+    # the table names every variant, and which one was kept
+    assert all(name in output for name in tried) and "kept" in output and output.count("fails") == 3
+    # the kept file is the one served: its head is fp32 (MatMul), the encoder int8
+    graph = onnx.load(str(Path(bentoml.models.get("fallback-onnx:latest").path) / ONNX_FILE)).graph
+    ops = Counter(node.op_type for node in graph.node)
+    assert ops["MatMul"] >= 2 and ops["MatMulInteger"] > 0, ops
+
+
+def test_when_no_variant_passes_the_export_exits_1_with_the_table_and_saves_nothing(tiny_export, dataset, tmp_path, capsys) -> None:
+    from train_export.__main__ import main
+
+    checkpoint = with_outlier_weights(Path(bentoml.models.get(tiny_export.torch_tag).path), tmp_path / "attention", "attention")
+    before = store_tags()
+    assert main(export_argv("nopass", checkpoint, dataset)) == 1
+    output = capsys.readouterr().out
+    assert "parity gate failed, nothing saved" in output and "no int8 variant agrees with torch on 90.00%" in output
+    assert output.count("fails") == 6 and "What next" in output
     assert store_tags() == before
 
 

@@ -1,4 +1,4 @@
-"""Accuracy of any classifier (torch or ONNX) on labelled examples, through the service's own code path."""
+"""Accuracy of a classifier's labels (torch or ONNX, predicted through the service's own code path) on labelled examples."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from textclf.classifier import Classifier
 from train_export.data import Example
 
 
@@ -17,8 +16,8 @@ class Accuracy:
     count: int
 
 
-def accuracy(classifier: Classifier, examples: list[Example]) -> Accuracy:
-    predicted = np.array(classifier.predict_labels([e.text for e in examples]))
+def accuracy(predicted_labels: list[str], examples: list[Example]) -> Accuracy:
+    predicted = np.array(predicted_labels)
     truth = np.array([e.label for e in examples])
     per_label = {label: float((predicted[truth == label] == label).mean()) for label in sorted(set(truth))}
     return Accuracy(overall=float((predicted == truth).mean()), per_label=per_label, count=len(examples))

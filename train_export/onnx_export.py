@@ -1,4 +1,4 @@
-"""Steps 3a-3c: ONNX export and graph optimization (optimum), int8 dynamic quantization (onnxruntime).
+"""Step 4: ONNX export and graph optimization (optimum).
 
 Each step reads and writes files, returns the file it made, and can be run on its own.
 """
@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from optimum.exporters.onnx import main_export
 from optimum.onnxruntime import ORTOptimizer
 from optimum.onnxruntime.configuration import OptimizationConfig
 
-from train_export.config import ExportConfig, QuantizeConfig
+from train_export.config import ExportConfig
 
 
 def export_onnx(model_dir: Path, out_dir: Path, config: ExportConfig) -> Path:
@@ -42,18 +40,3 @@ def optimize_onnx(onnx_file: Path, config: ExportConfig) -> Path:
         file_suffix="optimized",
     )
     return onnx_file.with_name(f"{onnx_file.stem}_optimized.onnx")
-
-
-def quantize_onnx(onnx_file: Path, out_file: Path, config: QuantizeConfig) -> Path:
-    """int8 weights, activations quantized on the fly (dynamic): no calibration data needed."""
-    quantize_dynamic(
-        onnx_file,
-        out_file,
-        per_channel=config.per_channel,
-        reduce_range=config.reduce_range,
-        weight_type=QuantType.QInt8,
-        # The fused ops of an optimized graph (Attention, SkipLayerNormalization) carry no type
-        # information for shape inference; their outputs are float32.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
-    )
-    return out_file

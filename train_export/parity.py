@@ -1,32 +1,108 @@
-"""Step 4: the parity gate. The int8 model must pick the same label as the torch model."""
+"""Step 5b: the parity gate. An int8 model must pick the same label as the torch model on at least
+`min_agreement` of the validation texts. The plain variant is tried first; if it misses, every
+fallback variant is tried and the fastest one that passes (batch-1 latency, in-process) is kept.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
 
 from textclf.classifier import Classifier
+from train_export.quantize import QuantizeVariant, quantize_onnx
+
+LATENCY_TEXTS = 100
 
 
 class ParityError(RuntimeError):
-    """Raised when the quantized model disagrees too often; nothing is saved then."""
+    """No int8 variant agrees with torch often enough; nothing is saved then."""
+
+    def __init__(self, message: str, trials: list[Trial]) -> None:
+        super().__init__(message)
+        self.trials = trials
 
 
 @dataclass(frozen=True)
 class ParityReport:
     agreement: float
     compared: int
-    disagreements: list[tuple[str, str, str]]  # (text, torch label, int8 label)
+    disagreements: list[tuple[str, str, str]]  # (text, reference label, candidate label)
 
     def summary(self) -> str:
         return f"int8 agrees with torch on {self.agreement:.2%} of {self.compared} validation texts"
 
+    def examples(self, count: int = 5) -> str:
+        return "; ".join(f"{t[:40]!r}: torch {e}, int8 {a}" for t, e, a in self.disagreements[:count])
 
-def check_parity(reference: Classifier, candidate: Classifier, texts: list[str], min_agreement: float) -> ParityReport:
-    expected = reference.predict_labels(texts)
-    actual = candidate.predict_labels(texts)
-    disagreements = [(t, e, a) for t, e, a in zip(texts, expected, actual) if e != a]
-    report = ParityReport(agreement=1 - len(disagreements) / len(texts), compared=len(texts), disagreements=disagreements)
-    if report.agreement < min_agreement:
-        examples = "; ".join(f"{t[:40]!r}: torch {e}, int8 {a}" for t, e, a in disagreements[:5])
-        raise ParityError(f"{report.summary()}, below the required {min_agreement:.2%} (e.g. {examples})")
-    return report
+
+def compare(texts: list[str], expected: list[str], actual: list[str]) -> ParityReport:
+    """How often a candidate's labels match the reference's (also used by the benchmark)."""
+    disagreements = [(t, e, a) for t, e, a in zip(texts, expected, actual, strict=True) if e != a]
+    return ParityReport(agreement=1 - len(disagreements) / len(texts), compared=len(texts), disagreements=disagreements)
+
+
+def batch1_latency(classifier: Classifier, texts: list[str], max_texts: int, max_seconds: float) -> dict:
+    """Per-text latency, one text per call (tokenize, forward, softmax), after 5 warm-up calls."""
+    for text in texts[:5]:
+        classifier.probabilities([text])
+    times, deadline = [], time.perf_counter() + max_seconds
+    for text in texts[:max_texts]:
+        start = time.perf_counter()
+        classifier.probabilities([text])
+        times.append(time.perf_counter() - start)
+        if start > deadline:
+            break
+    ms = np.array(times) * 1000
+    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3), "mean_ms": round(float(ms.mean()), 3)}
+
+
+@dataclass(frozen=True)
+class Trial:
+    variant: QuantizeVariant
+    model_file: Path
+    labels: list[str]  # the variant's label for each validation text
+    parity: ParityReport
+    size_bytes: int
+    batch1_ms: float
+    passed: bool
+
+    def record(self) -> dict[str, object]:
+        return {"variant": self.variant.name, "agreement": round(self.parity.agreement, 5), "bytes": self.size_bytes,
+                "batch1_p50_ms": self.batch1_ms, "passed": self.passed}
+
+
+def trial(variant: QuantizeVariant, fp32: Path, out_dir: Path, classifier_of: Callable[[Path], Classifier],
+          texts: list[str], expected: list[str], min_agreement: float) -> Trial:
+    model_file = quantize_onnx(fp32, out_dir / f"{variant.name}.onnx", variant)
+    classifier = classifier_of(model_file)
+    labels = classifier.predict_labels(texts)
+    report = compare(texts, expected, labels)
+    latency = batch1_latency(classifier, texts, LATENCY_TEXTS, max_seconds=5.0)["p50_ms"]
+    return Trial(variant, model_file, labels, report, model_file.stat().st_size, latency, report.agreement >= min_agreement)
+
+
+def select_variant(variants: list[QuantizeVariant], fp32: Path, out_dir: Path, classifier_of: Callable[[Path], Classifier],
+                   texts: list[str], expected: list[str], min_agreement: float) -> tuple[Trial | None, list[Trial]]:
+    """The plain variant if it passes; else the fastest fallback that passes (None if none does)."""
+    plain, *fallbacks = variants
+    trials = [trial(plain, fp32, out_dir, classifier_of, texts, expected, min_agreement)]
+    if trials[0].passed:
+        return trials[0], trials
+    trials += [trial(v, fp32, out_dir, classifier_of, texts, expected, min_agreement) for v in fallbacks]
+    passed = [t for t in trials if t.passed]
+    return min(passed, key=lambda t: t.batch1_ms, default=None), trials
+
+
+def trial_table(trials: list[Trial], chosen: Trial | None, min_agreement: float) -> Table:
+    table = Table(title=f"int8 variants: same label as torch on {min_agreement:.2%} to pass")
+    for column in ("variant", "agreement", "MB", "batch-1 p50 ms", ""):
+        table.add_column(column, justify="left" if column in ("variant", "") else "right", overflow="fold")
+    for t in trials:
+        verdict = "kept" if t is chosen else ("passes" if t.passed else "fails")
+        table.add_row(t.variant.name, f"{t.parity.agreement:.2%}", f"{t.size_bytes / 1e6:.1f}", f"{t.batch1_ms:.2f}", verdict)
+    return table

@@ -1,4 +1,5 @@
-"""The whole job: data, tokenizer, fine-tuning, export, quantization, parity gate, model store.
+"""The whole job, in six steps: data, fine-tuning, torch model, ONNX export, int8 quantization with
+the parity gate, model store.
 
 Every intermediate file lives in a temporary folder; the store is written last, by `save_models`.
 """
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import bentoml
 from rich.console import Console
-from tokenizers import Tokenizer
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from textclf.artifacts import ONNX_FILE, TOKENIZER_FILE
 from textclf.backends.onnx import OnnxBackend
@@ -27,10 +27,23 @@ from train_export.config import BUILTIN_PREFIX, TrainExportConfig
 from train_export.data import Example, label_list, read_examples, split
 from train_export.evaluate import Accuracy, accuracy
 from train_export.finetune import finetune
-from train_export.onnx_export import export_onnx, optimize_onnx, quantize_onnx
-from train_export.parity import ParityReport, check_parity
+from train_export.onnx_export import export_onnx, optimize_onnx
+from train_export.parity import ParityError, Trial, select_variant, trial_table
+from train_export.quantize import variants
+from train_export.recipe import Recipe
 from train_export.store import save_models
+from train_export.torch_model import save_torch_model
 from train_export.vocab import extend_vocabulary, keep_accents
+
+STEPS = 6
+
+
+@dataclass(frozen=True)
+class Data:
+    train: list[Example]
+    validation: list[Example]
+    labels: list[str]
+    recipe: Recipe
 
 
 @dataclass(frozen=True)
@@ -39,96 +52,106 @@ class ExportResult:
     onnx_tag: bentoml.Tag
     torch_accuracy: Accuracy
     int8_accuracy: Accuracy
-    parity: ParityReport
+    quantization: Trial
+    recipe: Recipe
 
 
 @contextmanager
-def step(console: Console, title: str) -> Iterator[None]:
+def step(console: Console, number: int, title: str) -> Iterator[None]:
     start = time.perf_counter()
-    console.rule(f"[bold]{title}")
+    console.rule(f"[bold]{number}/{STEPS} {title}")
     yield
     console.print(f"[green]done[/] in {time.perf_counter() - start:.1f} s")
 
 
-def load_examples(config: TrainExportConfig, scratch: Path) -> list[Example]:
-    if config.data.source.startswith(BUILTIN_PREFIX):
-        from train_export.default_corpus import build_corpus  # only the default model needs it
+def read_source(config: TrainExportConfig) -> tuple[list[Example], dict[str, str]]:
+    """The labelled examples, and the versions of the packages they were read from (for the recipe)."""
+    if not config.data.source.startswith(BUILTIN_PREFIX):
+        return read_examples(Path(config.data.source)), {}
+    from train_export.default_corpus import build_corpus, source_versions  # only the default model needs it
 
-        path = scratch / "corpus.jsonl"
+    with tempfile.TemporaryDirectory(prefix="textclf-corpus-") as scratch:
+        path = Path(scratch) / "corpus.jsonl"
         build_corpus(path, per_language=config.data.per_label, seed=config.data.seed, span_fraction=config.data.span_fraction)
-        return read_examples(path)
-    return read_examples(Path(config.data.source))
+        return read_examples(path), source_versions()
 
 
-def save_torch_model(model: PreTrainedModel, source: PreTrainedTokenizerFast, tokenizer: Tokenizer, max_length: int, out_dir: Path) -> None:
-    """A standard Hugging Face folder (AutoModel/AutoTokenizer load it) whose tokenizer.json is
-    the one the service uses: truncation at max_length, padding to the longest text of a batch."""
-    tokenizer = Tokenizer.from_str(tokenizer.to_str())
-    tokenizer.enable_padding(pad_id=source.pad_token_id, pad_token=source.pad_token)
-    tokenizer.enable_truncation(max_length)
-    model.save_pretrained(out_dir)
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=max_length, **source.special_tokens_map).save_pretrained(out_dir)
+def load_data(config: TrainExportConfig, console: Console) -> Data:
+    with step(console, 1, "data"):
+        examples, packages = read_source(config)
+        train, validation = split(examples, config.data.validation_fraction, config.data.seed)
+        data = Data(train, validation, label_list(examples), Recipe.of(config, examples, packages))
+        console.print(f"{len(train)} training and {len(validation)} held-out examples, {len(data.labels)} labels")
+        console.print(f"recipe {data.recipe.fingerprint} (corpus sha256 {data.recipe.corpus_sha256[:16]})")
+    return data
 
 
-def run(config: TrainExportConfig, console: Console) -> ExportResult:
+def run(config: TrainExportConfig, console: Console, data: Data | None = None) -> ExportResult:
+    data = data or load_data(config, console)
     checkpoint = config.base_model_path()
-    with tempfile.TemporaryDirectory(prefix="textclf-export-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        with step(console, "1/6 data"):
-            examples = load_examples(config, scratch)
-            labels = label_list(examples)
-            train, validation = split(examples, config.data.validation_fraction, config.data.seed)
-            console.print(f"{len(train)} training and {len(validation)} held-out examples, {len(labels)} labels")
-
-        source_tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True, local_files_only=True)
-        tokenizer = source_tokenizer.backend_tokenizer
+    source_tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True, local_files_only=True)
+    tokenizer, labels = source_tokenizer.backend_tokenizer, data.labels
+    with step(console, 2, "fine-tuning" if config.finetune.enabled else "checkpoint (no fine-tuning)"):
         if config.finetune.enabled:
-            with step(console, "2/6 fine-tuning"):
-                if config.finetune.extend_vocab:
-                    tokenizer, added = extend_vocabulary(keep_accents(tokenizer), [e.text for e in train], config.finetune.vocab_subwords)
-                    console.print(f"vocabulary extended by {added} tokens to {tokenizer.get_vocab_size()}")
-                model = finetune(checkpoint, tokenizer, train, labels, config.finetune, config.max_length, config.data.seed)
+            if config.finetune.extend_vocab:
+                tokenizer, added = extend_vocabulary(keep_accents(tokenizer), [e.text for e in data.train], config.finetune.vocab_subwords)
+                console.print(f"vocabulary extended by {added} tokens to {tokenizer.get_vocab_size()}")
+            model = finetune(checkpoint, tokenizer, data.train, labels, config.finetune, config.max_length, config.data.seed)
         else:
             model = AutoModelForSequenceClassification.from_pretrained(checkpoint, local_files_only=True)
             labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-
         encoder = TextEncoder(tokenizer, config.max_length)
-        torch_classifier = Classifier(encoder, TorchBackend(model, "cpu"), labels)
-        torch_accuracy = accuracy(torch_classifier, validation)
+        texts = [e.text for e in data.validation]
+        torch_labels = Classifier(encoder, TorchBackend(model, "cpu"), labels).predict_labels(texts)
+        torch_accuracy = accuracy(torch_labels, data.validation)
         console.print(f"held-out accuracy (torch): [bold]{torch_accuracy.overall:.2%}[/] on {torch_accuracy.count} texts")
         console.print("per label: " + ", ".join(f"{k} {v:.1%}" for k, v in torch_accuracy.per_label.items()))
 
-        torch_dir, onnx_dir = scratch / "torch", scratch / "onnx"
-        with step(console, "3/6 torch model"):
-            save_torch_model(model, source_tokenizer, tokenizer, config.max_length, torch_dir)
-        with step(console, "4/6 ONNX export, optimization, int8 quantization"):
+    with tempfile.TemporaryDirectory(prefix="textclf-export-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        with step(console, 3, "torch model"):
+            torch_dir = save_torch_model(model, source_tokenizer, tokenizer, config.max_length, scratch / "torch")
+        with step(console, 4, "ONNX export and graph optimization"):
             fp32 = optimize_onnx(export_onnx(torch_dir, scratch / "onnx-fp32", config.export), config.export)
+            console.print(f"fp32 graph {fp32.stat().st_size / 1e6:.1f} MB")
+
+        with step(console, 5, "int8 quantization and parity gate"):
+            (scratch / "int8").mkdir()
+            chosen, trials = select_variant(
+                variants(config.quantize), fp32, scratch / "int8", lambda f: Classifier(encoder, OnnxBackend(f), labels),
+                texts, torch_labels, config.parity.min_agreement,
+            )
+            console.print(trial_table(trials, chosen, config.parity.min_agreement))
+            if chosen is None:
+                best = max(trials, key=lambda t: t.parity.agreement)
+                raise ParityError(
+                    f"no int8 variant agrees with torch on {config.parity.min_agreement:.2%} of {best.parity.compared} validation texts; "
+                    f"the best, {best.variant.name}, on {best.parity.agreement:.2%} (e.g. {best.parity.examples()})",
+                    trials,
+                )
+            int8_accuracy = accuracy(chosen.labels, data.validation)
+            console.print(f"kept {chosen.variant.name}: {chosen.parity.summary()}; held-out accuracy (int8): {int8_accuracy.overall:.2%}")
+
+        with step(console, 6, "model store"):
+            onnx_dir = scratch / "onnx"
             onnx_dir.mkdir()
-            int8 = quantize_onnx(fp32, onnx_dir / ONNX_FILE, config.quantize)
+            chosen.model_file.rename(onnx_dir / ONNX_FILE)
             shutil.copy(torch_dir / TOKENIZER_FILE, onnx_dir / TOKENIZER_FILE)
-            console.print(f"fp32 {fp32.stat().st_size / 1e6:.1f} MB -> int8 {int8.stat().st_size / 1e6:.1f} MB")
-
-        with step(console, "5/6 parity gate"):
-            int8_classifier = Classifier(encoder, OnnxBackend(int8), labels)
-            texts = [e.text for e in validation]
-            parity = check_parity(torch_classifier, int8_classifier, texts, config.parity.min_agreement)
-            int8_accuracy = accuracy(int8_classifier, validation)
-            console.print(f"{parity.summary()}; held-out accuracy (int8): {int8_accuracy.overall:.2%}")
-
-        with step(console, "6/6 model store"):
             metadata = {
                 "labels": labels,
                 "max_length": config.max_length,
                 "base_model": config.base_model,
                 "validation_accuracy_torch": round(torch_accuracy.overall, 5),
                 "validation_accuracy_int8": round(int8_accuracy.overall, 5),
-                "parity_agreement": round(parity.agreement, 5),
-                "validation_texts": parity.compared,
+                "parity_agreement": round(chosen.parity.agreement, 5),
+                "validation_texts": chosen.parity.compared,
                 "onnx_fp32_bytes": fp32.stat().st_size,
-                "onnx_int8_bytes": int8.stat().st_size,
+                "onnx_int8_bytes": chosen.size_bytes,
                 "export_config": config.model_dump(mode="json", exclude_none=True),  # the store takes no None
-            }
+            } | data.recipe.metadata()
+            quantization = chosen.variant.model_dump(mode="json") | {"tried": [t.record() for t in trials]}
             version = bentoml.Tag(config.name).make_new_version().version
-            torch_tag, onnx_tag = save_models(config.name, version, torch_dir, onnx_dir, metadata, {"task": "text-classification"} | config.labels)
+            model_labels = {"task": "text-classification", "recipe": data.recipe.fingerprint} | config.labels
+            torch_tag, onnx_tag = save_models(config.name, version, torch_dir, onnx_dir, metadata, model_labels, {"quantization": quantization})
             console.print(f"saved [bold]{torch_tag}[/] and [bold]{onnx_tag}[/]")
-    return ExportResult(torch_tag, onnx_tag, torch_accuracy, int8_accuracy, parity)
+    return ExportResult(torch_tag, onnx_tag, torch_accuracy, int8_accuracy, chosen, data.recipe)

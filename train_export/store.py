@@ -1,4 +1,4 @@
-"""Step 5: both models into the BentoML store in one go, or neither."""
+"""Step 6: both models into the BentoML store in one go, or neither."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from bentoml.exceptions import NotFound
 from textclf.artifacts import ONNX_SUFFIX, TORCH_SUFFIX
 
 
-def save_models(name: str, version: str, torch_dir: Path, onnx_dir: Path, metadata: dict[str, Any], labels: dict[str, str]) -> tuple[bentoml.Tag, bentoml.Tag]:
+def save_models(
+    name: str, version: str, torch_dir: Path, onnx_dir: Path, metadata: dict[str, Any], labels: dict[str, str], onnx_metadata: dict[str, Any] | None = None
+) -> tuple[bentoml.Tag, bentoml.Tag]:
     """`bentoml.models.create` commits a model only when its block exits cleanly; nesting the two
-    blocks and deleting the inner (ONNX) model if the outer (torch) one fails keeps the pair whole."""
+    blocks and deleting the inner (ONNX) model if the outer (torch) one fails keeps the pair whole.
+    `onnx_metadata` goes to the ONNX model only (how it was quantized)."""
     torch_tag = bentoml.Tag(name + TORCH_SUFFIX, version)
     onnx_tag = bentoml.Tag(name + ONNX_SUFFIX, version)
     try:
         with bentoml.models.create(torch_tag, labels=labels | {"format": "torch"}, metadata=metadata) as torch_model:
             shutil.copytree(torch_dir, torch_model.path, dirs_exist_ok=True)
-            with bentoml.models.create(onnx_tag, labels=labels | {"format": "onnx-int8"}, metadata=metadata) as onnx_model:
+            with bentoml.models.create(onnx_tag, labels=labels | {"format": "onnx-int8"}, metadata=metadata | (onnx_metadata or {})) as onnx_model:
                 shutil.copytree(onnx_dir, onnx_model.path, dirs_exist_ok=True)
     except BaseException:
         try:
@@ -29,3 +32,14 @@ def save_models(name: str, version: str, torch_dir: Path, onnx_dir: Path, metada
             pass
         raise
     return torch_tag, onnx_tag
+
+
+def stored_pair(name: str, recipe: str) -> tuple[bentoml.Tag, bentoml.Tag] | None:
+    """The latest NAME-torch and NAME-onnx, if they are one export (same version) made from `recipe`."""
+    try:
+        torch_model, onnx_model = (bentoml.models.get(f"{name}{suffix}:latest") for suffix in (TORCH_SUFFIX, ONNX_SUFFIX))
+    except NotFound:
+        return None
+    if torch_model.tag.version != onnx_model.tag.version or onnx_model.info.labels.get("recipe") != recipe:
+        return None
+    return torch_model.tag, onnx_model.tag
