@@ -33,8 +33,10 @@ from tests.figures import FIGURES
 
 DEPLOY = REPO / "deploy"
 OVERLAYS = ("cpu", "gpu", "cpu-keda")
-# The oldest and the newest Kubernetes minor versions whose schemas kubernetes-validate 1.37.0 bundles.
-K8S_VERSIONS = ("1.25", "1.37")
+# Every Kubernetes minor version whose schemas kubernetes-validate bundles (1.25-1.37 in 1.37.0); the
+# broken manifests are tried on the oldest and the newest.
+K8S_VERSIONS = [kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()]
+OLDEST_AND_NEWEST = (K8S_VERSIONS[0], K8S_VERSIONS[-1])
 KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 KEDA_KINDS = KINDS - {"HorizontalPodAutoscaler"} | {"ScaledObject"}
 QUANTITY = re.compile(r"^(\d+)(Ki|Mi|Gi)?$")
@@ -169,7 +171,7 @@ BROKEN_KEDA = {
 }
 
 
-@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("version", OLDEST_AND_NEWEST)
 @pytest.mark.parametrize("breakage", BROKEN)
 def test_a_broken_manifest_fails_validation(rendered, breakage: str, version: str) -> None:
     broken, named = BROKEN[breakage]
@@ -252,7 +254,8 @@ def test_resources_follow_the_serving_layout(rendered) -> None:
     assert float(resources["requests"]["cpu"]) == model_threads
     assert float(resources["limits"]["cpu"]) == model_threads + 1  # and one core for the HTTP process
     # The process tree's measured peak (README, Speed: 514 MB) plus the in-memory /tmp must fit the request.
-    tmp = pod_of(rendered["cpu"])["spec"]["volumes"][0]["emptyDir"]
+    (tmp_mount,) = [m for m in container_of(rendered["cpu"])["volumeMounts"] if m["mountPath"] == "/tmp"]
+    (tmp,) = [v["emptyDir"] for v in pod_of(rendered["cpu"])["spec"]["volumes"] if v["name"] == tmp_mount["name"]]
     assert tmp["medium"] == "Memory"
     assert quantity_bytes(resources["requests"]["memory"]) >= 514e6 + quantity_bytes(tmp["sizeLimit"])
     assert quantity_bytes(resources["limits"]["memory"]) >= quantity_bytes(resources["requests"]["memory"])
@@ -418,10 +421,9 @@ class Pod:
 
 @pytest.fixture(scope="module")
 def pod(rendered, cpu_image: str) -> Iterator[Pod]:
-    """The CPU image run with the rendered CPU pod's options, its image arguments (none: the image's
-    own port) and no network: it is reached from inside, as the kubelet reaches it on the pod's IP."""
-    template = pod_of(rendered["cpu"])
-    container = template["spec"]["containers"][0]
+    """The CPU image run with the rendered CPU pod's options and arguments (none: the image's own port),
+    without a network: it is reached from inside its own network namespace, as a pod's is its own."""
+    template, container = pod_of(rendered["cpu"]), container_of(rendered["cpu"])
     assert "args" not in container and "command" not in container
     name = f"textclf-deploy-test-{free_port()}"
     started = time.monotonic()
@@ -432,8 +434,9 @@ def pod(rendered, cpu_image: str) -> Iterator[Pod]:
         budget = startup["periodSeconds"] * startup["failureThreshold"]
         port = port_of(container, startup["httpGet"]["port"])
         while running.request(port, startup["httpGet"]["path"])[0] != 200:
-            assert running.state()["Running"], "container exited:\n" + running.logs()
-            assert time.monotonic() - started < budget, f"not ready within the startup budget ({budget} s):\n" + running.logs()
+            state = running.state()
+            assert state["Running"], f"exited {state['ExitCode']}, OOM-killed: {state['OOMKilled']}:\n{running.logs()}"
+            assert time.monotonic() - started < budget, f"not ready within the startup budget ({budget} s):\n{running.logs()}"
             time.sleep(0.5)
         running.cold_start_s = time.monotonic() - started
         FIGURES["deploy: rendered pod, start to /readyz 200"] = f"{running.cold_start_s:.1f} s (startup budget {budget} s)"
