@@ -35,7 +35,7 @@ DEPLOY = REPO / "deploy"
 OVERLAYS = ("cpu", "gpu", "cpu-keda")
 # Every Kubernetes minor version whose schemas kubernetes-validate bundles (1.25-1.37 in 1.37.0); the
 # broken manifests are tried on the oldest and the newest.
-K8S_VERSIONS = [kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()]
+K8S_VERSIONS = list(dict.fromkeys(kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()))
 OLDEST_AND_NEWEST = (K8S_VERSIONS[0], K8S_VERSIONS[-1])
 KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 KEDA_KINDS = KINDS - {"HorizontalPodAutoscaler"} | {"ScaledObject"}
