@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SENTENCES = REPO / "train_export" / "default_corpus" / "sentences"
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
 TINY_LABELS = ("en", "fr", "ja", "ru")
+CPU_IMAGE = "textclf-test:latest"
 # The user's store, where the main command puts the default model; the tests' own models go to a
 # private store so they never touch it.
 USER_BENTOML_HOME = os.environ.get("BENTOML_HOME", str(Path.home() / "bentoml"))
@@ -121,6 +122,13 @@ class Server:
         return httpx.post(f"{self.url}/predict", json=payload, timeout=30, **kwargs)
 
 
+def linked_home(store: Path, prefix: str) -> Path:
+    """A new, private BentoML home whose models are those of `store` (linked, never copied or changed)."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    (home / "models").symlink_to(store / "models", target_is_directory=True)
+    return home
+
+
 def start_server(service: str, env: dict[str, str], log: Path, timeout: float = 120) -> Server:
     """`bentoml serve` of `service` on a free port, once /readyz answers 200.
 
@@ -129,9 +137,8 @@ def start_server(service: str, env: dict[str, str], log: Path, timeout: float = 
     models of the store it serves from (env's BENTOML_HOME, else the tests' store).
     """
     store = Path(env.get("BENTOML_HOME", os.environ["BENTOML_HOME"]))
-    home = Path(tempfile.mkdtemp(prefix="textclf-serve-home-"))
     (store / "models").mkdir(parents=True, exist_ok=True)
-    (home / "models").symlink_to(store / "models", target_is_directory=True)
+    home = linked_home(store, "textclf-serve-home-")
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
@@ -167,3 +174,25 @@ def cpu_server(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "cpu.log")
     yield server
     stop_server(server)
+
+
+def docker(*args: str, timeout: float = 60) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
+@pytest.fixture(scope="session")
+def cpu_image() -> str:
+    """The default model's CPU image, built once for the container and deployment tests. The bento is
+    built in a private home that links the user's models."""
+    home = linked_home(Path(USER_BENTOML_HOME), "textclf-image-home-")
+    env = {"BENTOML_HOME": str(home), "TEXTCLF_MODEL_NAME": "langid", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    process = subprocess.run(
+        ["bash", "scripts/containerize.sh", "bentofile.yaml", CPU_IMAGE],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
+    return CPU_IMAGE

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -16,11 +15,10 @@ from pathlib import Path, PurePosixPath
 import httpx
 import pytest
 
-from tests.conftest import REPO, USER_BENTOML_HOME, free_port
+from tests.conftest import docker, free_port
 from tests.lockfile import excluded_deps, locked_versions, normalize
 
 pytestmark = pytest.mark.container
-IMAGE = "textclf-test:latest"
 BASE_IMAGE = "python:3.11-slim"  # the bentofile's docker.python_version, BentoML's default base
 # The only writable place the server gets: the image keeps BENTOML_HOME and tempfile's files there.
 TMPFS = "/tmp:rw,noexec,nosuid,nodev,size=64m"
@@ -28,30 +26,8 @@ TOOLING = {"pip", "setuptools", "wheel"}  # allowed in the venv though not locke
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-def docker(*args: str, timeout: float = 60) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=timeout).stdout
-
-
 def image_env(image: str) -> dict[str, str]:
     return dict(e.split("=", 1) for e in json.loads(docker("image", "inspect", "-f", "{{json .Config.Env}}", image)))
-
-
-@pytest.fixture(scope="module")
-def cpu_image() -> str:
-    """The default model's CPU image. The bento is built in a private home that links the user's models."""
-    home = Path(tempfile.mkdtemp(prefix="textclf-image-home-"))
-    (home / "models").symlink_to(Path(USER_BENTOML_HOME) / "models", target_is_directory=True)
-    env = {"BENTOML_HOME": str(home), "TEXTCLF_MODEL_NAME": "langid", "PATH": "/usr/local/bin:/usr/bin:/bin"}
-    process = subprocess.run(
-        ["bash", "scripts/containerize.sh", "bentofile.yaml", IMAGE],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert process.returncode == 0, process.stderr[-4000:]
-    return IMAGE
 
 
 @pytest.fixture(scope="module")
