@@ -88,7 +88,8 @@ def with_outlier_weights(classifier_dir: Path, out_dir: Path, where: str) -> Pat
     LayerNorm gains), and the weights that read it get OUTLIER: 0 * OUTLIER is 0 in fp32, but one
     quantization scale per tensor or output channel makes every other weight of that column 0 in
     int8. "head": the pooler's and the classifier's weights (so only an fp32 head restores the
-    labels). "attention": every layer's query/key/value (no variant keeps attention fp32)."""
+    labels). "encoder": every layer's query/key/value and feed-forward input weights (no variant
+    keeps both attention and feed-forward fp32)."""
     import torch
 
     model = AutoModelForSequenceClassification.from_pretrained(classifier_dir)
@@ -103,7 +104,7 @@ def with_outlier_weights(classifier_dir: Path, out_dir: Path, where: str) -> Pat
                 if isinstance(module, torch.nn.LayerNorm):
                     module.weight[r], module.bias[r] = 0, 0
             for layer in model.bert.encoder.layer:
-                for dense in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value):
+                for dense in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value, layer.intermediate.dense):
                     dense.weight[:, r] = OUTLIER
     model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(classifier_dir).save_pretrained(out_dir)
@@ -122,14 +123,14 @@ def test_when_plain_int8_misses_the_gate_the_fastest_passing_variant_is_kept(tin
     output = capsys.readouterr().out
     quantization = bentoml.models.get("fallback-onnx:latest").info.metadata["quantization"]
     tried = {t["variant"]: t for t in quantization["tried"]}
-    assert list(tried) == ["plain", "per-tensor", "reduce-range", "fp32-head", "fp32-head-last", "fp32-head-last-emb"]
-    # the int8 head cannot tell the labels apart: plain, per-tensor and reduce-range fail, every fp32-head variant passes
-    assert [t["passed"] for t in tried.values()] == [False, False, False, True, True, True], tried
+    assert list(tried) == ["plain", "per-tensor", "reduce-range", "fp32-head", "fp32-head-last", "fp32-attention", "fp32-head-last-emb"]
+    # the int8 head cannot tell the labels apart: only the variants with an fp32 head pass
+    assert [t["passed"] for t in tried.values()] == [False, False, False, True, True, False, True], tried
     passing = [t for t in tried.values() if t["passed"]]
     assert quantization["name"] == min(passing, key=lambda t: t["batch1_p50_ms"])["variant"]
     assert "head" in quantization["fp32"]
     # the table names every variant, and which one was kept
-    assert all(name in output for name in tried) and "kept" in output and output.count("fails") == 3
+    assert all(name in output for name in tried) and "kept" in output and output.count("fails") == 4
     # the kept file is the one served: its head is fp32 (MatMul), the encoder int8
     graph = onnx.load(str(Path(bentoml.models.get("fallback-onnx:latest").path) / ONNX_FILE)).graph
     ops = Counter(node.op_type for node in graph.node)
@@ -139,12 +140,12 @@ def test_when_plain_int8_misses_the_gate_the_fastest_passing_variant_is_kept(tin
 def test_when_no_variant_passes_the_export_exits_1_with_the_table_and_saves_nothing(tiny_export, dataset, tmp_path, capsys) -> None:
     from train_export.__main__ import main
 
-    checkpoint = with_outlier_weights(Path(bentoml.models.get(tiny_export.torch_tag).path), tmp_path / "attention", "attention")
+    checkpoint = with_outlier_weights(Path(bentoml.models.get(tiny_export.torch_tag).path), tmp_path / "encoder", "encoder")
     before = store_tags()
     assert main(export_argv("nopass", checkpoint, dataset)) == 1
     output = capsys.readouterr().out
     assert "parity gate failed, nothing saved" in output and "no int8 variant agrees with torch on 90.00%" in output
-    assert output.count("fails") == 6 and "What next" in output
+    assert output.count("fails") == 7 and "What next" in output
     assert store_tags() == before
 
 
