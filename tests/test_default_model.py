@@ -13,10 +13,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import HELDOUT, REPO, USER_BENTOML_HOME, Server, start_server, stop_server
+from tests.figures import record
 from train_export.default_corpus import LANGUAGES
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-MIN_HELDOUT_ACCURACY = 0.97
+# Regression guards under what the default recipe gives (99.0 % overall, 95 % for its weakest
+# languages in the run of README "The default model"; the same recipe trains within 0.3 points of it
+# on another machine): the figures themselves are printed by `scripts/accuracy_report.py`.
+MIN_HELDOUT_ACCURACY = 0.985  # all 2,000 held-out sentences
+MIN_LANGUAGE_ACCURACY = 0.92  # each language's 100
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +53,29 @@ def test_heldout_accuracy_on_unseen_natural_sentences(default_server: Server) ->
         predicted += [p["label"] for p in response.json()]
     wrong = [(t, p, x) for t, p, x in zip(truth, predicted, texts) if t != p]
     accuracy = 1 - len(wrong) / len(texts)
+    per_language = {language: 1 - sum(t == language for t, _, _ in wrong) / truth.count(language) for language in LANGUAGES}
+    record("default model: held-out accuracy (served)", f"{accuracy:.2%} of {len(texts)}; lowest: "
+           + ", ".join(f"{k} {v:.0%}" for k, v in sorted(per_language.items(), key=lambda kv: kv[1])[:3]))
     print(f"\nheld-out accuracy of the default model: {accuracy:.2%} on {len(texts)} sentences; misses: {wrong}")
     assert accuracy >= MIN_HELDOUT_ACCURACY, wrong
+    assert min(per_language.values()) >= MIN_LANGUAGE_ACCURACY, (per_language, wrong)
 
 
-def test_both_default_models_carry_their_metrics() -> None:
+def test_both_default_models_carry_their_metrics_and_recipe() -> None:
+    shown = {}
     for suffix in ("onnx", "torch"):
         process = subprocess.run(
             [sys.executable, "-m", "bentoml", "models", "get", f"langid-{suffix}:latest", "-o", "json"],
             cwd=REPO, env=os.environ | {"BENTOML_HOME": USER_BENTOML_HOME}, capture_output=True, text=True, check=True,
         )
-        metadata = json.loads(process.stdout)["metadata"]
+        shown[suffix] = json.loads(process.stdout)
+        metadata = shown[suffix]["metadata"]
         assert metadata["labels"] == sorted(LANGUAGES)
         assert metadata["parity_agreement"] >= 0.995
         # the validation split holds short interface strings and 2-4 word spans: int8 must match torch there
         assert metadata["validation_accuracy_int8"] >= metadata["validation_accuracy_torch"] - 0.005
+    onnx, torch = shown["onnx"], shown["torch"]
+    assert onnx["labels"]["recipe"] == torch["labels"]["recipe"] == onnx["metadata"]["recipe"]
+    assert onnx["metadata"]["corpus_sha256"] == torch["metadata"]["corpus_sha256"]
+    quantization = onnx["metadata"]["quantization"]
+    assert quantization["name"] in [t["variant"] for t in quantization["tried"] if t["passed"]]
