@@ -1,132 +1,87 @@
-"""HTTP predict API over two runners: int8 ONNX on the CPU (the default) and torch on a GPU."""
+"""HTTP predict API. On the CPU (the default) the int8 ONNX model runs inside the HTTP process with
+its own batcher; on a GPU the torch model runs in a runner service that owns the device."""
 
-import asyncio
-from typing import Annotated
+from functools import partial
 
 import bentoml
-from bentoml.validators import ContentType
 
-from textclf.batch_dispatch import dispatch_without_waiting
-from textclf.body_limit import BodyLimit
-from textclf.classifier import Classifier
-from textclf.client_error_logs import quiet_client_error_tracebacks
-from textclf.config import settings, untraced
-from textclf.predictions import RequestError, check_top_k, to_prediction
-from textclf.runner_calls import CombinedCalls, call_runner
-from textclf.schemas import ModelInfo, PredictRequest, PredictResponse, TextScores
-from textclf.shutdown_drain import DrainBeforeExit
+from textclf import bentoml_compat
+from textclf.api import predictions
+from textclf.api.body_limit import BodyLimit
+from textclf.api.metrics import BATCH_TEXTS
+from textclf.api.schemas import PredictRequest, PredictResponse, TextScores
+from textclf.bentoml_compat.service_config import RUNNER_CONNECTION, json_list, untraced
+from textclf.bentoml_compat.shutdown_drain import DrainBeforeExit
+from textclf.config import settings
+from textclf.core.model_card import ModelCard
 
 SETTINGS = settings()
-# Declared, so BentoML does not rebuild the answer's JSON schema to find its media type on every call
-# (a fifth of the runner's event-loop time at concurrency 32).
-JSONList = Annotated[list[TextScores], ContentType("application/json")]
-BATCHING = {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
-dispatch_without_waiting()  # batch what is queued when the model is free; never wait for more
-quiet_client_error_tracebacks()  # a 4xx is logged as one line naming the error, not a traceback
-# Runner services are internal: their calls are already in the entry service's access log, and
-# BentoML's client of a runner renews its connection pool every 100 requests or 300 s, closing the
-# old pool with calls still in flight on it (they hang until the timeout or fail: bentoml#4971).
-# Between two local processes nothing is gained by renewing it.
-RUNNER_CONFIG = {
-    "traffic": {"timeout": 30},
-    "logging": {"access": {"enabled": False}},
-    "runner_connection": {"max_requests": 2**31 - 1, "max_age": 1e9},
-} | untraced(SETTINGS, "/classify", "/info")
+bentoml_compat.apply()
+HTTP_CONFIG = {"traffic": {"timeout": 30, "max_concurrency": SETTINGS.max_concurrency}} | untraced(SETTINGS, "/predict")
 
 
-class RunnerAPI:
-    """What the HTTP layer calls, shared by both runners; each loads its own `classifier`."""
-
-    classifier: Classifier
-    model: bentoml.Model
-
-    @bentoml.api(**BATCHING)
-    def classify(self, texts: list[str]) -> JSONList:
-        return self.classifier.classify(texts)
-
-    @bentoml.api
-    def info(self) -> ModelInfo:
-        return self.classifier.describe(str(self.model.tag))
-
-
-@bentoml.service(**RUNNER_CONFIG, workers=SETTINGS.cpu_runner_workers)
-class OnnxRunner(RunnerAPI):
+@bentoml.service(name="text-classifier", workers=SETTINGS.workers, **HTTP_CONFIG)
+class TextClassifier:
     model = bentoml.models.BentoModel(SETTINGS.onnx_model_tag)
 
     def __init__(self) -> None:
-        from textclf.loading import onnx_classifier
+        from textclf.core.loading import onnx_classifier, read_card
+        from textclf.core.local_model import LocalModel
 
-        self.classifier = onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS)
+        name, metadata = str(self.model.tag), self.model.info.metadata
+        self.local = LocalModel(
+            name, lambda: read_card(name, metadata).labels, partial(onnx_classifier, self.model.path, metadata, SETTINGS),
+            SETTINGS.max_batch_size, SETTINGS.max_latency_ms / 1000, BATCH_TEXTS.observe,
+        )
 
-
-@bentoml.service(**RUNNER_CONFIG, workers=1, resources={"gpu": 1})
-class TorchRunner(RunnerAPI):
-    model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
-
-    def __init__(self) -> None:
-        from textclf.loading import torch_classifier
-
-        self.classifier = torch_classifier(self.model.path, self.model.info.metadata, SETTINGS)
-
-
-class PredictAPI:
-    """The HTTP layer, shared by both entry services; `runner` is set by each of them."""
-
-    runner: "OnnxRunner | TorchRunner"
-    # Concurrent requests go to a one-worker runner as one call (textclf/runner_calls.py; c=32 against
-    # baseline O, medians of 3 rounds: 0.82-0.85x before, 0.89-1.02x after). Safe on SIGTERM because
-    # runners outlive their callers (textclf/shutdown_drain.py). Not to several workers: the few
-    # connections combined calls use stick to one of them (2 workers: 133 -> 108 req/s).
-    combine_runner_calls: bool
-
-    def __init__(self) -> None:
-        self._labels: list[str] | None = None
-        self._labels_lock = asyncio.Lock()
-        self._classify = self._call_runner
-        if self.combine_runner_calls:
-            self._classify = CombinedCalls(self._call_runner, SETTINGS.max_batch_size, SETTINGS.max_latency_ms)
-
-    async def _call_runner(self, texts: list[str]) -> list[TextScores]:
-        # Awaiting the batchable method is what lets concurrent calls share one runner batch.
-        return await call_runner(self.runner.to_async.classify, texts)
-
-    async def labels(self) -> list[str]:
-        """Asked of the runner once: a burst of first requests must not each ask again."""
-        async with self._labels_lock:
-            if self._labels is None:
-                self._labels = (await call_runner(self.runner.to_async.info)).labels
-        return self._labels
+    async def __is_ready__(self) -> bool:
+        return self.local.ready
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     async def predict(self, text: str | None, texts: list[str] | None, top_k: int) -> PredictResponse:
-        labels = await self.labels()
-        try:
-            check_top_k(top_k, labels)
-        except RequestError as error:
-            return error.response()
-        results = await self._classify([text] if texts is None else texts)
-        predictions = [to_prediction(r, labels, top_k) for r in results]
-        return PredictResponse(predictions[0] if texts is None else predictions)
+        return await predictions.predict(self.local, text, texts, top_k)
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.local.close()
 
 
-ENTRY_CONFIG = {"traffic": {"timeout": 30, "max_concurrency": SETTINGS.max_concurrency}} | untraced(SETTINGS, "/predict")
+@bentoml.service(workers=1, resources={"gpu": 1}, traffic={"timeout": 30}, logging={"access": {"enabled": False}},
+                 **RUNNER_CONNECTION, **untraced(SETTINGS, "/classify"))
+class TorchRunner:
+    """One process owns the GPU; BentoML batches the HTTP workers' calls (textclf/bentoml_compat/batch_dispatch.py)."""
+
+    model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
+
+    def __init__(self) -> None:
+        from textclf.core.loading import torch_classifier
+
+        self.classifier = torch_classifier(self.model.path, self.model.info.metadata, SETTINGS)
+
+    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
+    def classify(self, texts: list[str]) -> json_list(TextScores):
+        return self.classifier.classify(texts)
 
 
-@bentoml.service(name="text-classifier", **ENTRY_CONFIG)
-class TextClassifier(PredictAPI):
-    runner = bentoml.depends(OnnxRunner)
-    combine_runner_calls = SETTINGS.cpu_runner_workers == 1
-
-
-@bentoml.service(name="text-classifier-gpu", **ENTRY_CONFIG)
-class TextClassifierGPU(PredictAPI):
+@bentoml.service(name="text-classifier-gpu", **HTTP_CONFIG)
+class TextClassifierGPU:
     runner = bentoml.depends(TorchRunner)
-    combine_runner_calls = True
+    model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)  # the runner's: its labels, read here at start
+
+    def __init__(self) -> None:
+        from textclf.core.remote_model import RemoteModel
+
+        labels = ModelCard.from_metadata(self.model.info.metadata).labels
+        # The runner's client learns its methods once it has connected: look classify up per call.
+        self.remote = RemoteModel(labels, lambda texts: self.runner.to_async.classify(texts), SETTINGS.max_batch_size, SETTINGS.max_latency_ms)
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest)
+    async def predict(self, text: str | None, texts: list[str] | None, top_k: int) -> PredictResponse:
+        return await predictions.predict(self.remote, text, texts, top_k)
 
 
-# Non-JSON bodies get 415 and oversized ones 413 before BentoML reads them whole (textclf/body_limit.py).
-for entry_service in (TextClassifier, TextClassifierGPU):
-    entry_service.add_asgi_middleware(BodyLimit, settings=SETTINGS)
-# On SIGTERM a runner serves on until the API service has sent its last call (textclf/shutdown_drain.py).
-for runner_service in (OnnxRunner, TorchRunner):
-    runner_service.add_asgi_middleware(DrainBeforeExit)
+# Non-JSON bodies get 415 and oversized ones 413 before BentoML reads them whole (textclf/api/body_limit.py).
+for http_service in (TextClassifier, TextClassifierGPU):
+    http_service.add_asgi_middleware(BodyLimit, settings=SETTINGS)
+# On SIGTERM the runner serves on until the HTTP service has sent its last call (textclf/bentoml_compat/shutdown_drain.py).
+TorchRunner.add_asgi_middleware(DrainBeforeExit)

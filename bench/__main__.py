@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "textclf-bench",
                         help="prepared model variants, reused across runs (default ~/.cache/textclf-bench)")
     parser.add_argument("--levels", type=_ints, help="concurrency levels (default 1,8,32,64; quick 1,8)")
-    parser.add_argument("--requests", type=int, help="requests per level (default 1500; quick 40)")
+    parser.add_argument("--requests", type=int, help="requests per level (default 1500; quick 30)")
     parser.add_argument("--max-seconds", type=float, help="time limit per level (default 10; quick 5)")
     parser.add_argument("--models", type=_names(("default", "base")), help="default: the --model; base: a bert-base-size random model (default both; quick default)")
     parser.add_argument("--rounds", type=int, help="times the default model's ours, ours-2w, O and O-seed are measured at c=1, 32, 64 "

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from textclf.backends.onnx import OnnxBackend
-from textclf.classifier import Classifier
-from textclf.tokenization import TextEncoder
+from textclf.core.classifier import Classifier
+from textclf.core.tokenization import TextEncoder
 from train_export.parity import batch1_latency, compare
 
 

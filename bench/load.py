@@ -16,32 +16,16 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import aiohttp
 import numpy as np
 import psutil
 
-Payload = Callable[[str], object]
-Check = Callable[[object], bool]
-
-
-def predict_payload(text: str) -> object:
-    return {"text": text}
-
 
 def predict_check(answer: object) -> bool:
+    """An answer to {"text": ...} from any of the servers: ours and the baselines answer alike."""
     return isinstance(answer, dict) and isinstance(answer.get("label"), str) and isinstance(answer.get("score"), float)
-
-
-def runner_payload(text: str) -> object:
-    """The runner service's batchable `classify` method, called over HTTP with one text."""
-    return {"texts": [text]}
-
-
-def runner_check(answer: object) -> bool:
-    return isinstance(answer, list) and len(answer) == 1 and isinstance(answer[0].get("scores"), list)
 
 
 @dataclass
@@ -70,9 +54,9 @@ def _percentile(values: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if len(values) else None
 
 
-def _client(concurrency: int, timeout: float, uds: str | None) -> aiohttp.ClientSession:
-    """One kept-alive connection per worker; over the Unix socket `uds` if given."""
-    connector = aiohttp.UnixConnector(path=uds, limit=concurrency) if uds else aiohttp.TCPConnector(limit=concurrency)
+def _client(concurrency: int, timeout: float) -> aiohttp.ClientSession:
+    """One kept-alive connection per worker."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout))
 
 
@@ -81,15 +65,14 @@ async def _post(client: aiohttp.ClientSession, url: str, body: bytes) -> tuple[i
         return response.status, await response.read()
 
 
-async def _run(url: str, bodies: list[bytes], concurrency: int, requests: int, max_seconds: float, check: Check, timeout: float,
-               uds: str | None) -> LevelResult:
+async def _run(url: str, bodies: list[bytes], concurrency: int, requests: int, max_seconds: float, timeout: float) -> LevelResult:
     latencies: list[float] = []
     last_ok = 0.0
     errors: Counter[str] = Counter()
     next_index = 0
     me = psutil.Process()
     cpu_before = sum(me.cpu_times()[:2])
-    async with _client(concurrency, timeout, uds) as client:
+    async with _client(concurrency, timeout) as client:
         start = time.perf_counter()
         deadline = start + max_seconds
 
@@ -103,7 +86,7 @@ async def _run(url: str, bodies: list[bytes], concurrency: int, requests: int, m
                     status, content = await _post(client, url, body)
                     if status != 200:
                         errors[f"HTTP {status}"] += 1
-                    elif not check(json.loads(content)):
+                    elif not predict_check(json.loads(content)):
                         errors["bad answer"] += 1
                     else:
                         last_ok = time.perf_counter()
@@ -134,50 +117,7 @@ async def _run(url: str, bodies: list[bytes], concurrency: int, requests: int, m
     )
 
 
-def run_level(
-    url: str,
-    texts: list[str],
-    concurrency: int,
-    requests: int,
-    max_seconds: float,
-    payload: Payload = predict_payload,
-    check: Check = predict_check,
-    timeout: float = 60.0,
-    uds: str | None = None,
-) -> LevelResult:
-    """One closed-loop level against `url` (over the Unix socket `uds` if given); bodies are
-    encoded before the clock starts."""
-    bodies = [json.dumps(payload(text), ensure_ascii=False).encode() for text in texts]
-    return asyncio.run(_run(url, bodies, concurrency, requests, max_seconds, check, timeout, uds))
-
-
-async def _paired(predict_url: str, runner_url: str, runner_uds: str, texts: list[str], max_seconds: float, timeout: float) -> dict:
-    full, direct = [], []
-    deadline = time.perf_counter() + max_seconds
-    async with _client(1, timeout, None) as http, _client(1, timeout, runner_uds) as uds:
-        for i, text in enumerate(texts):
-            if time.perf_counter() > deadline:
-                break
-            calls = [(http, predict_url, predict_payload, full), (uds, runner_url, runner_payload, direct)]
-            for client, url, payload, times in calls if i % 2 == 0 else calls[::-1]:  # alternate which goes first
-                body = json.dumps(payload(text), ensure_ascii=False).encode()
-                sent = time.perf_counter()
-                status, _ = await _post(client, url, body)
-                if status != 200:
-                    raise RuntimeError(f"{url} answered {status} at c=1")
-                times.append(time.perf_counter() - sent)
-    full_ms, direct_ms = np.array(full) * 1000, np.array(direct) * 1000
-    return {
-        "n": len(full_ms),
-        "service_p50_ms": _percentile(full_ms, 50),
-        "runner_direct_p50_ms": _percentile(direct_ms, 50),
-        "hop_p50_ms": _percentile(full_ms - direct_ms, 50),
-        "hop_mean_ms": round(float((full_ms - direct_ms).mean()), 3),
-    }
-
-
-def paired_hop(predict_url: str, runner_url: str, runner_uds: str, texts: list[str], max_seconds: float, timeout: float = 60.0) -> dict:
-    """The serving hop, measured in one running service at c=1: each text goes once through the full
-    path (HTTP layer -> runner) and once straight to the runner's socket, alternately; the hop is
-    the median of the per-text differences. Stops after `max_seconds`."""
-    return asyncio.run(_paired(predict_url, runner_url, runner_uds, texts, max_seconds, timeout))
+def run_level(url: str, texts: list[str], concurrency: int, requests: int, max_seconds: float, timeout: float = 60.0) -> LevelResult:
+    """One closed-loop level of {"text": ...} requests against `url`; bodies are encoded before the clock starts."""
+    bodies = [json.dumps({"text": text}, ensure_ascii=False).encode() for text in texts]
+    return asyncio.run(_run(url, bodies, concurrency, requests, max_seconds, timeout))

@@ -15,24 +15,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import httpx
 
 from bench import load
 from bench.models import REPO, StoredModel, base_model, seed_in_store, seed_recipe, stored, validation_texts
-from bench.servers.launch import ServerSpec, cpu_seconds, runner_socket, start, stop
+from bench.servers.launch import ServerSpec, cpu_seconds, start, stop
 from bench.texts import HELDOUT, LANGUAGES, TextSet, build_sets
 
 SERVER_NAMES = ("ours", "ours-2w", "O", "O-seed", "ours-seed", "T")
-# The servers of the serving-cost and seed-recipe ratios: measured again in extra rounds, because the
-# same server on this kind of machine moves by up to a quarter between runs minutes apart.
+# The servers of the ours / O targets (and O-seed, reported beside them): measured again in extra
+# rounds, because the same server on this kind of machine moves by up to a quarter between runs
+# minutes apart.
 ROUND_SERVERS = ("ours", "ours-2w", "O", "O-seed")
 DESCRIPTIONS = {
-    "ours": "our service: `bentoml serve service:TextClassifier`, int8 ONNX, adaptive batching",
-    "runner": "our runner service called directly on its Unix socket inside the same `bentoml serve` as ours "
-              "(POST /classify {\"texts\": [text]}): the service minus its HTTP layer and the hop to the runner",
-    "ours-2w": "our service with the other thread layout: 2 CPU runner workers x 1 onnxruntime thread "
-               "(TEXTCLF_CPU_RUNNER_WORKERS=2, TEXTCLF_INTRA_OP_THREADS=1)",
+    "ours": "our service: `bentoml serve service:TextClassifier`, int8 ONNX run inside its HTTP worker (1 worker x 2 onnxruntime "
+            "threads), adaptive batching by its own batcher",
+    "ours-2w": "our service with the other thread layout: 2 HTTP workers x 1 onnxruntime thread, each worker with its own model "
+               "and batcher (TEXTCLF_WORKERS=2, TEXTCLF_INTRA_OP_THREADS=1)",
     "ours-seed": "our service serving the seed-recipe int8 model",
     "O": "baseline O: FastAPI + onnxruntime + tokenizers, one request per forward pass, on OUR int8 file",
     "O-seed": "baseline O on the seed-recipe int8 file (plain optimum export + quantize_dynamic defaults)",
@@ -65,7 +64,6 @@ class BenchConfig:
     base_limit_batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])  # a batch of 32 x 256 tokens takes seconds
     rounds: int = 3  # the default model's ROUND_SERVERS at round_levels, this many times in all (the first is the main pass)
     round_levels: list[int] = field(default_factory=lambda: [1, 32, 64])
-    hop_texts: int = 300  # texts of the paired hop measurement (each sent twice)
     batch1_texts: int = 400
     batch1_seconds: float = 5.0
     agreement_heldout: int = 600
@@ -76,7 +74,7 @@ class BenchConfig:
             quick=True, levels=[1, 8], requests=30, max_seconds=5.0, warmup=8, warmup_c1=5, buckets=(16,), scaling_level=8,
             models=["default"], servers=["ours", "O", "T"], mixed_count=80, bucket_per_language=1,
             limit_batch_sizes=[1, 8], limit_seconds=0.2, limit_group=16, base_limit_batch_sizes=[1, 8],
-            rounds=2, round_levels=[1, 8], hop_texts=20, batch1_texts=20, batch1_seconds=1.0, agreement_heldout=40,
+            rounds=2, round_levels=[1, 8], batch1_texts=20, batch1_seconds=1.0, agreement_heldout=40,
         )
         return cls(**(values | overrides))
 
@@ -107,14 +105,12 @@ class Timer:
 # --- servers -------------------------------------------------------------------------------------
 
 
-def _bentoml_spec(service: str, model: StoredModel, home: Path, threads: int, predict_path: str, description: str,
-                  workers: int = 1) -> ServerSpec:
+def _ours_spec(model: StoredModel, scratch: Path, threads: int, description: str, workers: int = 1) -> ServerSpec:
     return ServerSpec(
-        argv=[sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", "{port}"],
-        env={"BENTOML_HOME": str(home), "TEXTCLF_MODEL_NAME": model.name, "TEXTCLF_INTRA_OP_THREADS": str(threads),
-             "TEXTCLF_CPU_RUNNER_WORKERS": str(workers), "BENTOML_DO_NOT_TRACK": "True"},
+        argv=[sys.executable, "-m", "bentoml", "serve", "service:TextClassifier", "--host", "127.0.0.1", "--port", "{port}"],
+        env={"BENTOML_HOME": str(serving_home(model, scratch)), "TEXTCLF_MODEL_NAME": model.name, "TEXTCLF_INTRA_OP_THREADS": str(threads),
+             "TEXTCLF_WORKERS": str(workers), "BENTOML_DO_NOT_TRACK": "True"},
         cwd=REPO,
-        predict_path=predict_path,
         description=description,
     )
 
@@ -140,12 +136,11 @@ def server_spec(name: str, prepared: Prepared, threads: int, scratch: Path) -> S
     model = prepared.model
     onnx_env = {"BENCH_TOKENIZER_FILE": str(model.tokenizer_file), "BENCH_LABELS": ",".join(model.labels), "BENCH_MAX_LENGTH": str(model.max_length)}
     if name == "ours":
-        return _bentoml_spec("service:TextClassifier", model, serving_home(model, scratch), threads, "/predict", DESCRIPTIONS[name])
-    if name == "ours-2w":  # the same cores split the other way: a model process per core, one thread each
-        return _bentoml_spec("service:TextClassifier", model, serving_home(model, scratch), 1, "/predict", DESCRIPTIONS[name], workers=threads)
+        return _ours_spec(model, scratch, threads, DESCRIPTIONS[name])
+    if name == "ours-2w":  # the same cores split the other way: a worker process (and model) per core, one thread each
+        return _ours_spec(model, scratch, 1, DESCRIPTIONS[name], workers=threads)
     if name == "ours-seed" and prepared.seed is not None:
-        seed = prepared.seed
-        return _bentoml_spec("service:TextClassifier", seed, serving_home(seed, scratch), threads, "/predict", DESCRIPTIONS[name])
+        return _ours_spec(prepared.seed, scratch, threads, DESCRIPTIONS[name])
     if name == "O":
         return _uvicorn_spec("bench.servers.baseline_onnx:app", onnx_env | {"BENCH_ONNX_FILE": str(model.int8_file)}, threads, DESCRIPTIONS[name])
     if name == "O-seed" and prepared.seed is not None:
@@ -161,7 +156,7 @@ def phases(name: str, key: str, config: BenchConfig) -> list[tuple[str, int]]:
     levels = config.levels
     if config.quick:
         chosen = levels
-    elif name in ("runner", "ours-seed") or key == "base":
+    elif name == "ours-seed" or key == "base":
         chosen = [c for c in levels if c in (1, config.scaling_level)] or levels[:1]  # only what the ratios need
     else:
         chosen = levels
@@ -175,13 +170,11 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
                    round_number: int = 1) -> tuple[dict, list[dict]]:
     """Start one server and measure it; every server goes through the same order:
 
-    1. warm-up at c=1, then the c=1 level (on a service that has not seen a burst yet);
-    2. ours only: the serving hop, paired, and the runner called directly at c=1;
-    3. warm-up at the highest level (up to 32), then the other levels and the length buckets
-       (ours: the runner directly at the scaling level after the mixed levels);
-    4. BentoML servers: c=1 once more, "after load": BentoML's adaptive batcher learns how long
-       requests wait from the last 50 batches, and what it learned under load stays.
+    1. warm-up at c=1, then the c=1 level (on a server that has not seen a burst yet);
+    2. warm-up at the highest level (up to 32), then the other levels and the length buckets.
 
+    c=1 is not measured again after the load: our batcher never waits, so unlike BentoML's adaptive
+    batcher (which learns its wait from the last batches) it carries nothing from the load over.
     Rounds after the first measure only the mixed texts at config.round_levels, in the same order.
     """
     repeat = round_number > 1
@@ -192,58 +185,40 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
     server = start(spec, server_log)
     bentoml_server = "bentoml" in spec.argv
 
-    def measure(server_name: str, texts: str, concurrency: int, url: str, uds: str | None = None, label: str | None = None) -> None:
-        payload, check = (load.runner_payload, load.runner_check) if server_name == "runner" else (load.predict_payload, load.predict_check)
+    def measure(texts: str, concurrency: int) -> None:
         before = batch_metrics(server.url) if bentoml_server else None
         cpu_before = cpu_seconds(server.process.pid)
-        level = load.run_level(url, prepared.texts[texts].texts, concurrency, config.requests, config.max_seconds, payload, check, uds=uds)
+        level = load.run_level(server.predict_url, prepared.texts[texts].texts, concurrency, config.requests, config.max_seconds)
         level.peak_rss_mb = server.sampler.phase_peak_mb()
         cpu = {role: seconds - cpu_before.get(role, 0.0) for role, seconds in cpu_seconds(server.process.pid).items()}
         extra: dict = {"server_cpu_ms_per_ok": {role: round(seconds * 1000 / level.ok, 3) for role, seconds in cpu.items()} if level.ok else {},
                        "server_cpu_cores": round(sum(cpu.values()) / level.duration_s, 2) if level.duration_s else None}
         after = batch_metrics(server.url) if before else None
-        if before and after and after[1] > before[1]:  # the runner's adaptive batches during the level
-            extra |= {"runner_batches": int(after[1] - before[1]), "mean_runner_batch": round((after[0] - before[0]) / (after[1] - before[1]), 2)}
-        runs.append({"model": prepared.key, "server": server_name, "texts": label or texts, "round": round_number} | level.to_dict() | extra)
+        if before and after and after[1] > before[1]:  # the batcher's model runs during the level
+            extra |= {"model_runs": int(after[1] - before[1]), "texts_per_run": round((after[0] - before[0]) / (after[1] - before[1]), 2)}
+        runs.append({"model": prepared.key, "server": name, "texts": texts, "round": round_number} | level.to_dict() | extra)
         notes = [str(level.error_kinds)] if level.errors else []
         notes += ["time-bounded"] if level.time_bounded else []
-        notes += [f"mean runner batch {extra['mean_runner_batch']}"] if "mean_runner_batch" in extra else []
+        notes += [f"{extra['model_runs']} model runs, {extra['texts_per_run']} texts per run"] if "model_runs" in extra else []
         notes += [f"server CPU ms/answer {extra['server_cpu_ms_per_ok']}"]
-        log(f"  {prepared.key}/{server_name} {label or texts} c={concurrency}: {level.rps} req/s, p50 {level.p50_ms} ms, p99 {level.p99_ms} ms, "
-            f"{level.errors} errors, {level.peak_rss_mb} MB{' (' + '; '.join(notes) + ')' if notes else ''}")
+        log(f"  {prepared.key}/{name} {texts} c={concurrency}: {level.rps} req/s, p50 {level.p50_ms} ms, p99 {level.p99_ms} ms, "
+            f"{level.errors} errors, {level.peak_rss_mb} MB ({'; '.join(notes)})")
 
     def warm_up(concurrency: int, requests: int) -> None:
-        warm = load.run_level(server.predict_url, mixed, concurrency, requests, max(config.max_seconds, 5.0))
+        warm = load.run_level(server.predict_url, prepared.texts["mixed"].texts, concurrency, requests, max(config.max_seconds, 5.0))
         record["warmup_errors"] = record.get("warmup_errors", 0) + warm.errors
 
     try:
         record["start_s"] = server.start_s
-        mixed = prepared.texts["mixed"].texts
         steps = [("mixed", c) for c in config.round_levels if c in config.levels] if repeat else phases(name, prepared.key, config)
-        uds = runner_socket(server) if name == "ours" and prepared.key == "default" and not repeat else None
-        runner_steps = phases("runner", prepared.key, config) if uds else []
         warm_up(1, config.warmup_c1)
         record["idle_rss_mb"] = server.sampler.phase_peak_mb()
-        for texts, concurrency in [s for s in steps if s == ("mixed", 1)]:
-            measure(name, texts, concurrency, server.predict_url)
-        if uds:  # the same running service, its runner called straight on its socket
-            try:
-                record["hop"] = load.paired_hop(server.predict_url, "http://runner/classify", uds, mixed[: config.hop_texts], config.max_seconds)
-                log(f"  {prepared.key}/ours serving hop: {record['hop']}")
-            except (aiohttp.ClientError, TimeoutError, RuntimeError) as error:
-                record["hop_error"] = f"{type(error).__name__}: {error}"
-                log(f"  {prepared.key}/ours serving hop failed: {record['hop_error']}")
-            for texts, concurrency in [s for s in runner_steps if s[1] == 1]:
-                measure("runner", texts, concurrency, "http://runner/classify", uds)
+        if ("mixed", 1) in steps:
+            measure("mixed", 1)
         warm_up(min(max(config.levels), 32), config.warmup)
-        for texts, concurrency in [s for s in steps if s[0] == "mixed" and s[1] != 1]:
-            measure(name, texts, concurrency, server.predict_url)
-        for texts, concurrency in [s for s in runner_steps if s[1] != 1]:
-            measure("runner", texts, concurrency, "http://runner/classify", uds)
-        for texts, concurrency in [s for s in steps if s[0] != "mixed"]:
-            measure(name, texts, concurrency, server.predict_url)
-        if bentoml_server and ("mixed", 1) in steps and not repeat:
-            measure(name, "mixed", 1, server.predict_url, label="after-load")
+        for texts, concurrency in steps:
+            if (texts, concurrency) != ("mixed", 1):
+                measure(texts, concurrency)
     finally:
         stop(server)
     record |= {"peak_rss_mb": server.sampler.peak_mb, "processes": server.sampler.processes, "load_after": os.getloadavg()[0]}
@@ -251,18 +226,18 @@ def measure_server(name: str, spec: ServerSpec, prepared: Prepared, config: Benc
 
 
 def batch_metrics(url: str) -> tuple[float, float] | None:
-    """(sum, count) of the runner's adaptive batch sizes, from the service's Prometheus /metrics."""
+    """(sum, count) of textclf_batch_texts, the texts per model run of our batcher, from the
+    service's Prometheus /metrics (summed over its workers by BentoML's multiprocess collector)."""
     try:
         text = httpx.get(url + "/metrics", timeout=10).text
     except httpx.HTTPError:
         return None
-    total = count = 0.0
+    values = {"textclf_batch_texts_sum": 0.0, "textclf_batch_texts_count": 0.0}
     for line in text.splitlines():
-        if line.startswith("bentoml_service_adaptive_batch_size_sum{"):
-            total += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("bentoml_service_adaptive_batch_size_count{"):
-            count += float(line.rsplit(" ", 1)[1])
-    return total, count
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in values:
+            values[name] += float(line.rsplit(" ", 1)[1])
+    return values["textclf_batch_texts_sum"], values["textclf_batch_texts_count"]
 
 
 # --- in-process ----------------------------------------------------------------------------------

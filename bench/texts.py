@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class TextSet:
             "tokens_p50": ordered[len(ordered) // 2],
             "tokens_p90": ordered[int(len(ordered) * 0.9)],
             "tokens_max": ordered[-1],
+            "tokens_run_mean": round(statistics.fmean(min(n, self.max_length) for n in ordered), 1),  # after the cut at max_length
             "chars_mean": round(statistics.fmean(len(t) for t in self.texts), 1),
             "truncated_share": round(sum(n > self.max_length for n in self.tokens) / len(self.tokens), 3),
             "languages": len(LANGUAGES),
@@ -104,21 +106,32 @@ def token_counts(tokenizer: Tokenizer, texts: list[str]) -> list[int]:
     return [len(e.ids) for e in counter.encode_batch(texts)]
 
 
-def _prefix_with_tokens(units: list[str], language: str, target: int, counter: Tokenizer) -> str:
-    """The longest prefix of `units` whose encoding (special tokens included) has at most `target` tokens."""
-    low, high = 1, len(units)
+def _longest(n: int, fits: Callable[[int], bool]) -> int:
+    """The largest k <= n with fits(k), by bisection, given fits(0); what it returns always fits."""
+    low, high = 0, n
     while low < high:
         mid = (low + high + 1) // 2
-        if len(counter.encode(_join(units[:mid], language)).ids) <= target:
-            low = mid
-        else:
-            high = mid - 1
-    return _join(units[:low], language)
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low
+
+
+def _prefix_with_tokens(units: list[str], language: str, target: int, counter: Tokenizer) -> str:
+    """The longest prefix of `units` whose encoding (special tokens included) has at most `target`
+    tokens, then as many characters of the next unit as still fit: one word can take many tokens
+    (9 for a Cyrillic word with the tests' tiny tokenizer), and cutting before it fell far short."""
+    fits = lambda text: len(counter.encode(text).ids) <= target  # noqa: E731
+    words = _longest(len(units), lambda k: fits(_join(units[:k], language)))
+    head = _join(units[:words], language)
+    if words == len(units):
+        return head
+    sep = "" if not head or language in UNSPACED else " "
+    part = units[words][: _longest(len(units[words]), lambda k: fits(head + sep + units[words][:k]))]
+    return head + sep + part if part else head
 
 
 def bucket_texts(tokenizer: Tokenizer, target: int, per_language: int, seed: int = 0) -> list[str]:
-    """Texts of about `target` tokens: a run of one language's sentences cut at a word (character,
-    for unspaced scripts) boundary where the token count reaches the target."""
+    """Texts of about `target` tokens: a run of one language's sentences cut where the token count
+    reaches the target (after a word, or inside a word of many tokens; anywhere in unspaced scripts)."""
     counter = Tokenizer.from_str(tokenizer.to_str())
     counter.no_padding()
     counter.no_truncation()

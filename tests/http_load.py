@@ -166,7 +166,7 @@ def tiny_reference(tiny_export):
     import bentoml
 
     from textclf.config import load_settings
-    from textclf.loading import onnx_classifier
+    from textclf.core.loading import onnx_classifier
 
     model = bentoml.models.get(tiny_export.onnx_tag)
     assert bentoml.models.get("tiny-onnx:latest").tag == model.tag  # what the servers load

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import SENTENCES, TINY_LABELS
-from textclf.artifacts import ONNX_FILE, TOKENIZER_FILE
 from textclf.backends.onnx import OnnxBackend
 from textclf.backends.torch import TorchBackend
-from textclf.classifier import Classifier
-from textclf.tokenization import TextEncoder
+from textclf.core.classifier import Classifier
+from textclf.core.model_card import ONNX_FILE, TOKENIZER_FILE
+from textclf.core.tokenization import TextEncoder
 
 pytestmark = pytest.mark.slow
 

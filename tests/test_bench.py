@@ -16,9 +16,15 @@ import pytest
 
 from tests.conftest import REPO
 
-QUICK_SERVERS = ("ours", "O", "T")
+QUICK_SERVERS = ("ours", "ours-2w", "O", "T")  # the quick mode's ours, O and T, and the 2-worker layout
 QUICK_LEVELS = (1, 8)
-
+TARGETS = [
+    "ours >= 1.2x O, same int8 file (c=32 and c=64)",
+    "p50 at c=1: ours <= O + 1.0 ms",
+    "ours >= 5x T (c=32), default and bert-base-size model",
+    "ours: zero errors at every level",
+    "peak RSS of ours <= 300 MB (default model, mixed texts)",
+]
 
 @pytest.mark.slow
 def test_length_buckets_hold_texts_of_about_their_token_count(tiny_export) -> None:
@@ -42,7 +48,7 @@ def test_length_buckets_hold_texts_of_about_their_token_count(tiny_export) -> No
 def quick_run(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--store", os.environ["BENTOML_HOME"], "--model", "tiny",
-               "--cache", str(out / "cache")]
+               "--cache", str(out / "cache"), "--servers", ",".join(QUICK_SERVERS)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
@@ -52,32 +58,45 @@ def quick_run(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.integration
 def test_quick_run_writes_a_complete_json_report(quick_run: Path) -> None:
     result = json.loads((quick_run / "bench.json").read_text())
-    assert {"meta", "models", "servers", "runs", "inprocess", "ratios", "serving_hop", "targets", "failures"} <= set(result)
+    assert set(result) == {"meta", "models", "servers", "runs", "rounds", "inprocess", "failures", "ratios", "repeated", "by_length", "targets"}
     assert result["failures"] == []
     assert result["meta"]["quick"] is True
     assert {s["server"] for s in result["servers"]} == set(QUICK_SERVERS)
     for server in result["servers"]:
         assert server["peak_rss_mb"] > 0 and server["start_s"] > 0
+    # `bentoml serve` and its HTTP workers: TEXTCLF_WORKERS reached the service; the baselines are one process
+    processes = {s["server"]: s["processes"] for s in result["servers"] if s["round"] == 1}
+    assert processes == {"ours": 2, "ours-2w": 3, "O": 1, "T": 1}, processes
     runs = {(r["server"], r["texts"], r["concurrency"]): r for r in result["runs"]}
-    expected = {(s, "mixed", c) for s in (*QUICK_SERVERS, "runner") for c in QUICK_LEVELS} | {(s, "len16", 8) for s in QUICK_SERVERS}
-    expected.add(("ours", "after-load", 1))  # our service at c=1 again after the higher levels
-    assert expected <= set(runs), expected - set(runs)
+    expected = {(s, "mixed", c) for s in QUICK_SERVERS for c in QUICK_LEVELS} | {(s, "len16", 8) for s in ("ours", "O", "T")}
+    assert set(runs) == expected, set(runs) ^ expected
     for key, run in runs.items():
         assert run["errors"] == 0, (key, run["error_kinds"])
         assert run["ok"] == run["sent"] > 0
         assert run["rps"] > 0 and run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"]
         assert run["peak_rss_mb"] > 0
+        ours = key[0].startswith("ours")
+        assert set(run["server_cpu_ms_per_ok"]) == ({"worker", "supervisor"} if ours else {"server"}), (key, run["server_cpu_ms_per_ok"])
+        # the batcher's runs, from textclf_batch_texts (summed over both workers of ours-2w): every answered text ran once
+        assert ("model_runs" in run) == ours, key
+        if ours:
+            assert 1 <= run["model_runs"] <= run["ok"] and run["texts_per_run"] == round(run["ok"] / run["model_runs"], 2), (key, run)
+    for server in ("ours", "ours-2w"):  # one request at a time: each runs alone, at once
+        assert runs[(server, "mixed", 1)]["model_runs"] == runs[(server, "mixed", 1)]["ok"]
     limit = result["inprocess"]["default"]["limit"]["mixed"]
     assert limit["rps"] > 0 and limit["best_batch"] in (1, 8)
     assert {"int8", "torch"} <= set(result["inprocess"]["default"]["batch1"])
     assert 0 <= result["inprocess"]["default"]["agreement"]["heldout"]["int8"]["agreement"] <= 1
-    hop = result["serving_hop"]["paired"]  # the runner called on its own socket inside the running service
-    assert hop["n"] > 0 and hop["service_p50_ms"] > 0 and hop["runner_direct_p50_ms"] > 0
-    assert all(runs[("ours", "mixed", c)]["mean_runner_batch"] >= 1 for c in QUICK_LEVELS)
     assert [r["concurrency"] for r in result["ratios"]["default"]] == list(QUICK_LEVELS)
-    # a second round of ours and O, in reverse order, whose per-round ratios and medians are reported
+    assert all(r["ours/T"] and r["ours/O"] and r["ours-2w/O"] and r["ours/L"] for r in result["ratios"]["default"])
+    # ours / L per text set, at the level the buckets ran at
+    by_length = result["by_length"]["default"]
+    assert [(row["texts"], row["concurrency"]) for row in by_length] == [("mixed", 8), ("len16", 8)]
+    for row in by_length:
+        assert row["ours/L"] == round(runs[("ours", row["texts"], 8)]["rps"] / result["inprocess"]["default"]["limit"][row["texts"]]["rps"], 2)
+    # a second round of ours, ours-2w and O, in reverse order, whose per-round ratios and medians are reported
     second = [(r["server"], r["concurrency"]) for r in result["rounds"]]
-    assert second == [("O", 1), ("O", 8), ("ours", 1), ("ours", 8)], second
+    assert second == [(s, c) for s in ("O", "ours-2w", "ours") for c in QUICK_LEVELS], second
     assert all(r["round"] == 2 and r["errors"] == 0 and r["ok"] == r["sent"] > 0 for r in result["rounds"])
     for row in result["repeated"]:
         assert row["rounds"] == [1, 2]
@@ -85,7 +104,14 @@ def test_quick_run_writes_a_complete_json_report(quick_run: Path) -> None:
         assert row["rps"]["ours"] == ours and row["rps_median"]["ours"] == pytest.approx(sum(ours) / 2, abs=1e-3)
         assert row["ratios"]["ours/O"]["per_round"] == [round(a / b, 2) for a, b in zip(row["rps"]["ours"], row["rps"]["O"])]
     assert [row["concurrency"] for row in result["repeated"]] == list(QUICK_LEVELS)
-    assert all(r["ours/T"] and r["ours/O"] and r["ours/L"] for r in result["ratios"]["default"])
+    # the targets, each judged where the quick run measured it: it has no c=32, c=64 or base model
+    targets = {t["target"]: t for t in result["targets"]}
+    assert list(targets) == TARGETS
+    assert [targets[t]["met"] for t in TARGETS[:1] + TARGETS[2:4]] == [None, None, True]
+    c1 = result["repeated"][0]["ours_minus_O_p50_ms"]
+    assert targets[TARGETS[1]]["met"] == (c1["median"] <= 1.0) and f"{c1['median']:+.2f} ms" in targets[TARGETS[1]]["measured"]
+    rss = max(r["peak_rss_mb"] for r in result["runs"] + result["rounds"] if (r["server"], r["texts"]) == ("ours", "mixed"))
+    assert targets[TARGETS[4]]["met"] == (rss <= 300) and f"{rss:,.0f} MB" in targets[TARGETS[4]]["measured"]
 
 
 @pytest.mark.slow
@@ -93,9 +119,12 @@ def test_quick_run_writes_a_complete_json_report(quick_run: Path) -> None:
 def test_quick_run_writes_the_markdown_table_and_the_chart(quick_run: Path) -> None:
     markdown = (quick_run / "bench.md").read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| c |"))
-    for column in ("ours / T", "ours / O", "ours / L"):
+    for column in ("ours / T", "ours / O", "ours-2w / O", "ours / L"):
         assert column in header
     assert "tiny-onnx:" in markdown
     assert "## Repeated rounds (default model, mixed texts, 2 rounds)" in markdown
+    assert "Ours / L by text length (default model, c=8" in markdown
+    assert next(line for line in markdown.splitlines() if line.startswith("| texts | tokens |")).count("ours / L") == 1
+    assert "runner" not in markdown  # no runner service on the CPU any more
     assert (quick_run / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (quick_run / "logs" / "default-ours.log").is_file()

@@ -146,7 +146,7 @@ def test_gpu_bento_requirements_have_torch_and_no_onnxruntime(gpu_bento: Built) 
 
 def test_cpu_bento_source_leaves_out_the_torch_backend(cpu_bento: Built) -> None:
     files = cpu_bento.src_files()
-    assert {"service.py", "configs/serving.yaml", "textclf/backends/onnx.py", "textclf/loading.py"} <= files
+    assert {"service.py", "configs/serving.yaml", "textclf/backends/onnx.py", "textclf/core/loading.py", "textclf/core/batcher.py"} <= files
     assert "textclf/backends/torch.py" not in files
 
 

@@ -1,4 +1,4 @@
-"""textclf.body_limit.BodyLimit, driven as a plain ASGI app: which requests reach the service, which
+"""textclf.api.body_limit.BodyLimit, driven as a plain ASGI app: which requests reach the service, which
 get a 413 or 415 JSON answer, and that nothing is read beyond what the limit needs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from textclf.body_limit import BodyLimit, max_request_bytes
+from textclf.api.body_limit import BodyLimit, max_request_bytes
 from textclf.config import ServingSettings
 
 SMALL = ServingSettings(max_text_chars=10, max_batch_texts=2)

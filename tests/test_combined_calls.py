@@ -1,4 +1,4 @@
-"""Combining concurrent requests into one runner call (textclf.runner_calls.CombinedCalls), against a
+"""Combining concurrent requests into one runner call (textclf.bentoml_compat.runner_calls.CombinedCalls), against a
 stand-in runner call that records what it was sent: the texts of requests queued behind a running
 call go in the next call together, every request gets its own answers back in order, a request with
 more texts than a call may carry is split and reassembled, and a failed call fails only the requests
@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from textclf.batch_dispatch import dispatch_without_waiting
-from textclf.runner_calls import CombinedCalls
+from textclf.bentoml_compat.batch_dispatch import dispatch_without_waiting
+from textclf.bentoml_compat.runner_calls import CombinedCalls
 
 
 class StandInRunner:

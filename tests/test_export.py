@@ -15,7 +15,7 @@ from rich.console import Console
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.conftest import REPO, TINY_LABELS, tiny_config
-from textclf.artifacts import ONNX_FILE, TOKENIZER_FILE, ModelCard
+from textclf.core.model_card import ONNX_FILE, TOKENIZER_FILE, ModelCard
 from train_export import store
 from train_export.pipeline import run
 
@@ -59,7 +59,7 @@ def test_both_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
 
 def test_model_without_token_type_ids_exports_and_serves(checkpoints, dataset) -> None:
     from textclf.config import settings
-    from textclf.loading import onnx_classifier
+    from textclf.core.loading import onnx_classifier
 
     result = run(tiny_config("tiny-distil", checkpoints["distilbert"], dataset, max_length=32), Console(quiet=True))
     model = bentoml.models.get(result.onnx_tag)

@@ -49,7 +49,7 @@ def torch_model(tiny_export):
 
 def torch_reference(torch_model, device: str):
     from textclf.config import load_settings
-    from textclf.loading import torch_classifier
+    from textclf.core.loading import torch_classifier
 
     settings = load_settings(environ={"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_DEVICE": device})
     return torch_classifier(torch_model.path, torch_model.info.metadata, settings)

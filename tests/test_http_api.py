@@ -21,18 +21,18 @@ import pytest
 
 from tests.conftest import SENTENCES, TINY_LABELS, Server, start_server, stop_server
 from tests.figures import record
-from textclf.body_limit import max_request_bytes
+from textclf.api.body_limit import max_request_bytes
 from textclf.config import ServingSettings
 
 pytestmark = pytest.mark.integration
 
 MAX_TEXT_CHARS = 2000  # the cpu_server fixture's limits
 MAX_BATCH_TEXTS = 8
-# Scores come back rounded to 6 decimals; a request served alone in its runner batch must give what
+# Scores come back rounded to 6 decimals; a request served alone in its model run must give what
 # the in-process classifier gives on the same texts.
 SCORE_TOLERANCE = 1e-4
 # The int8 model quantizes activations dynamically, over the whole padded batch tensor: a text's
-# probabilities move slightly with the other texts sharing its runner batch (measured: up to ~5e-3 on
+# probabilities move slightly with the other texts sharing its model run (measured: up to ~5e-3 on
 # the tiny model). Comparisons across different batch compositions use this looser bound.
 CROSS_BATCH_TOLERANCE = 0.02
 
@@ -53,7 +53,7 @@ def reference(tiny_export):
     import bentoml
 
     from textclf.config import load_settings
-    from textclf.loading import onnx_classifier
+    from textclf.core.loading import onnx_classifier
 
     model = bentoml.models.get(tiny_export.onnx_tag)
     # The server loads "tiny-onnx:latest": it must be this very model for the comparisons to hold.
@@ -107,7 +107,7 @@ def test_single_text_answers_one_prediction_equal_to_the_in_process_model(cpu_se
 def test_batch_answers_a_list_in_input_order(cpu_server: Server, reference) -> None:
     batch = ok_json(cpu_server.post({"texts": TEXTS}))
     assert isinstance(batch, list) and len(batch) == len(TEXTS)
-    # The runner got exactly this batch: the in-process model on the same list gives the same numbers.
+    # The model ran exactly this batch: the in-process model on the same list gives the same numbers.
     for prediction, expected in zip(batch, reference.classify(TEXTS)):
         assert_prediction_shape(prediction)
         assert prediction["top_k"] is None
@@ -121,7 +121,7 @@ def test_batch_answers_a_list_in_input_order(cpu_server: Server, reference) -> N
 
 
 def test_batch_order_follows_the_input_not_the_length_sort(cpu_server: Server, reference) -> None:
-    """The runner sorts texts by token count; answers must still come back in input order."""
+    """The classifier sorts texts by token count; answers must still come back in input order."""
     texts = [TEXTS[1] * 6, TEXTS[2], TEXTS[3] * 3, TEXTS[0]]  # fr (long), ja, ru (medium), en (short)
     forward = ok_json(cpu_server.post({"texts": texts}))
     for prediction, expected in zip(forward, reference.classify(texts)):
@@ -192,7 +192,7 @@ def test_text_at_exactly_the_char_limit_is_accepted(cpu_server: Server) -> None:
 # --- request errors ----------------------------------------------------------------------------
 #
 # Every bad request gets a 4xx with a JSON error body and the service keeps serving. Content types
-# other than JSON (415) and oversized bodies (413) are refused by textclf.body_limit.BodyLimit before
+# other than JSON (415) and oversized bodies (413) are refused by textclf.api.body_limit.BodyLimit before
 # BentoML reads them: BentoML 1.4.39 alone parses any media type as JSON, takes form and multipart
 # bodies as the request's fields, answers a malformed multipart body with a 500 and reads a body of
 # any size whole before validating it.
@@ -516,18 +516,11 @@ def test_openapi_documents_post_predict_with_the_request_fields(cpu_server: Serv
 # --- adaptive batching -------------------------------------------------------------------------
 
 
-def batch_size_totals(server: Server) -> tuple[float, float]:
-    """Sum and count of the OnnxRunner.classify adaptive batch size histogram, over all workers: the
-    runner calls (BentoML counts calls in a batch, not texts) and the runner batches."""
-
-    def total(name: str) -> float:
-        return sum(
-            value
-            for labels, value in scrape(server).get(name, [])
-            if labels.get("runner_name") == "OnnxRunner" and labels.get("method_name") == "classify"
-        )
-
-    return total("bentoml_service_adaptive_batch_size_sum"), total("bentoml_service_adaptive_batch_size_count")
+def batch_totals(server: Server) -> tuple[float, float]:
+    """Sum and count of the in-process batcher's histogram (textclf_batch_texts), over all workers:
+    the texts run and the model runs."""
+    metrics = scrape(server)
+    return sum(v for _, v in metrics.get("textclf_batch_texts_sum", [])), sum(v for _, v in metrics.get("textclf_batch_texts_count", []))
 
 
 async def burst(server: Server, texts: list[str]) -> list[httpx.Response]:
@@ -540,7 +533,7 @@ async def burst(server: Server, texts: list[str]) -> list[httpx.Response]:
 def test_concurrent_requests_are_answered_correctly_and_batched(cpu_server: Server, reference) -> None:
     texts = [TEXTS[i % len(TEXTS)] for i in range(64)]
     expected = {text: reference.classify([text])[0] for text in TEXTS}
-    sum_before, count_before = batch_size_totals(cpu_server)
+    texts_before, runs_before = batch_totals(cpu_server)
 
     responses = asyncio.run(burst(cpu_server, texts))
     statuses = [r.status_code for r in responses]
@@ -551,29 +544,27 @@ def test_concurrent_requests_are_answered_correctly_and_batched(cpu_server: Serv
         # Batched with other requests, so compared across batch compositions.
         assert_matches(prediction, expected[text].scores, expected[text].truncated, CROSS_BATCH_TOLERANCE)
 
-    sum_after, count_after = batch_size_totals(cpu_server)
-    added_batches, added_calls = count_after - count_before, sum_after - sum_before
-    assert added_batches >= 1, "the runner recorded no batches for the burst"
-    # The API service sends the texts of requests queued behind a runner call in one call.
-    assert added_batches <= added_calls < len(texts), f"{len(texts)} requests made {added_calls} runner calls: not combined"
+    texts_after, runs_after = batch_totals(cpu_server)
+    assert texts_after - texts_before == len(texts), "every text is counted once, in the run that served it"
+    # Requests queued while the model ran went into its next run together.
+    assert 1 <= runs_after - runs_before < len(texts), f"{len(texts)} requests made {runs_after - runs_before} model runs: not batched"
 
 
-def test_two_cpu_runner_workers_share_the_load_and_answer_right(tiny_export, reference, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The other thread layout (cpu_runner_workers: 2, one onnxruntime thread each): two runner
-    processes, and a burst spread over them is answered like the in-process model. Each request
-    makes its own runner call (combined calls would stick to one worker's connection)."""
-    env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_CPU_RUNNER_WORKERS": "2", "TEXTCLF_INTRA_OP_THREADS": "1"}
+def test_two_workers_share_the_load_and_answer_right(tiny_export, reference, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The layout for more cores (workers: 2, one onnxruntime thread each): two HTTP worker processes,
+    each with the model, and a burst spread over them is answered like the in-process model."""
+    env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_WORKERS": "2", "TEXTCLF_INTRA_OP_THREADS": "1"}
     server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "two-workers.log")
     try:
         tree = psutil.Process(server.process.pid).children(recursive=True)
-        runners = [p for p in tree if "--service-name OnnxRunner" in " ".join(p.cmdline())]
-        assert len(runners) == 2, [" ".join(p.cmdline()) for p in tree]
+        workers = [p for p in tree if "_bentoml_impl.worker.service" in " ".join(p.cmdline())]
+        assert len(workers) == 2, [" ".join(p.cmdline()) for p in tree]
         texts = [TEXTS[i % len(TEXTS)] for i in range(64)]
         expected = {text: reference.classify([text])[0] for text in TEXTS}
-        calls_before, _ = batch_size_totals(server)
+        texts_before, _ = batch_totals(server)
         responses = asyncio.run(burst(server, texts))
         assert [r.status_code for r in responses] == [200] * len(texts)
-        assert batch_size_totals(server)[0] - calls_before == len(texts)
+        assert batch_totals(server)[0] - texts_before == len(texts)
         for text, response in zip(texts, responses):
             assert_matches(response.json(), expected[text].scores, expected[text].truncated, CROSS_BATCH_TOLERANCE)
     finally:

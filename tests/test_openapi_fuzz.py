@@ -80,7 +80,7 @@ def api(cpu_server: Server) -> schemathesis.BaseSchema:
     response = httpx.get(f"{cpu_server.url}/docs.json", timeout=10)
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
     document = response.json()
-    # Ours, not BentoML's: "exactly one of text/texts" is documented (textclf.schemas.PredictRequest).
+    # Ours, not BentoML's: "exactly one of text/texts" is documented (textclf.api.schemas.PredictRequest).
     request_schema = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert [branch["required"] for branch in request_schema["oneOf"]] == [["text"], ["texts"]]
     document = fixed_bentoml_quirks(document)

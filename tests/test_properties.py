@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from tokenizers import Tokenizer
 
+from textclf.api.schemas import PredictRequest
 from textclf.config import settings as serving_settings
-from textclf.schemas import PredictRequest
-from textclf.tokenization import TextEncoder
+from textclf.core.tokenization import TextEncoder
 
 LIMITS = serving_settings()  # what PredictRequest was built with at import time
 MAX_CHARS = LIMITS.max_text_chars

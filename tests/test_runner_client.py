@@ -1,12 +1,12 @@
-"""BentoML's client for calls between services (the API service calling the runner) under load.
+"""BentoML's client for calls between services (the GPU HTTP service calling its runner) under load.
 
 BentoML 1.4.39's `SessionManager` (`_bentoml_impl/client/proxy2.py`) by default replaces its aiohttp
 session every 100 requests and closes the old one at once, with requests still in flight on it. A
 request whose answer headers had arrived but not its body then never completes (aiohttp's
 `ResponseHandler.close()` drops the body reader before `connection_lost` could fail it): the API
 request waits for the 30 s traffic timeout and answers 504; others fail with
-RuntimeError("Connection closed.") (a 500). service.py's RUNNER_CONFIG sets `runner_connection` so
-that the session is never replaced.
+RuntimeError("Connection closed.") (a 500). RUNNER_CONNECTION (textclf/bentoml_compat/service_config.py)
+sets `runner_connection` so that the session is never replaced.
 
 Here a stub runner on a Unix socket sends headers and body apart, as uvicorn does, and many
 concurrent calls go through a SessionManager configured as the runner services configure it and the
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from service import RUNNER_CONFIG
-from textclf.runner_calls import call_runner
+from textclf.bentoml_compat.runner_calls import call_runner
+from textclf.bentoml_compat.service_config import RUNNER_CONNECTION
 
 CALLS = 2000
 CONCURRENCY = 64
@@ -53,7 +53,7 @@ async def hammer(socket_path: str) -> Counter[str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.UnixSite(runner, socket_path).start()
-    sessions = SessionManager(f"file://{socket_path}", timeout=30, headers={}, **RUNNER_CONFIG["runner_connection"])
+    sessions = SessionManager(f"file://{socket_path}", timeout=30, headers={}, **RUNNER_CONNECTION["runner_connection"])
     outcomes: Counter[str] = Counter()
     calls = iter(range(CALLS))
 
@@ -145,7 +145,7 @@ def test_two_broken_connections_in_a_row_are_retried_and_a_third_is_not() -> Non
     """After a burst many pooled connections close at once: two calls in a row may hit one."""
     import aiohttp
 
-    from textclf.runner_calls import ATTEMPTS
+    from textclf.bentoml_compat.runner_calls import ATTEMPTS
 
     def flaky(failures: int):
         calls = {"n": 0}

@@ -1,9 +1,10 @@
 import pytest
 from pydantic import ValidationError
 
+from textclf.api.errors import STATUS, BadRequest, ModelNotReady, Overloaded, PayloadTooLarge, ServiceError, UnsupportedMediaType, error_response
+from textclf.api.predictions import check_top_k, to_prediction
+from textclf.api.schemas import PredictRequest, TextScores
 from textclf.config import settings
-from textclf.predictions import RequestError, check_top_k, to_prediction
-from textclf.schemas import PredictRequest, TextScores
 
 LIMITS = settings()
 
@@ -44,12 +45,20 @@ def test_invalid_requests_say_what_is_wrong(body: dict, reason: str) -> None:
         PredictRequest.model_validate(body)
 
 
-def test_top_k_above_label_count_is_a_request_error() -> None:
+def test_top_k_above_label_count_is_a_bad_request() -> None:
     check_top_k(3, ["a", "b", "c"])
-    with pytest.raises(RequestError, match="top_k=4 exceeds the model's 3 labels"):
+    with pytest.raises(BadRequest, match="top_k=4 exceeds the model's 3 labels"):
         check_top_k(4, ["a", "b", "c"])
-    response = RequestError("bad").response()
-    assert response.status_code == 400 and response.body == b'{"error":"bad"}'
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(BadRequest, 400), (PayloadTooLarge, 413), (UnsupportedMediaType, 415), (ModelNotReady, 503), (Overloaded, 503)],
+)
+def test_every_service_error_has_its_status_and_a_json_body(error: type[ServiceError], status: int) -> None:
+    response = error_response(error("what was wrong"))
+    assert response.status_code == status and response.body == b'{"error":"what was wrong"}'
+    assert {cls for cls in STATUS} == set(ServiceError.__subclasses__())  # none left out of the table
 
 
 def test_prediction_ranks_labels_by_score() -> None:

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from textclf.config import DEFAULT_CONFIG, load_settings, untraced
+from textclf.bentoml_compat.service_config import untraced
+from textclf.config import DEFAULT_CONFIG, load_settings
 
 
 def test_shipped_config_loads_and_names_both_models() -> None:
@@ -41,7 +42,7 @@ def test_every_api_route_is_untraced_unless_tracing_is_asked_for() -> None:
 
     import service
 
-    for svc in (service.TextClassifier, service.TextClassifierGPU, service.OnnxRunner, service.TorchRunner):
+    for svc in (service.TextClassifier, service.TextClassifierGPU, service.TorchRunner):
         excluded = ExcludeList(svc.config["tracing"]["excluded_urls"])
         for api in svc.apis.values():
             assert excluded.url_disabled(f"http://127.0.0.1:3000{api.route}"), (svc.name, api.route)

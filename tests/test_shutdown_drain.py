@@ -1,7 +1,8 @@
-"""DrainBeforeExit (textclf/shutdown_drain.py) with a real SIGTERM sent to this process: the server's own
-exit handler (here a recorder standing in for uvicorn's) is called only once calls have stopped
-coming for the quiet time, at once on a second SIGTERM, and at the bound if calls never stop.
-The whole chain under `bentoml serve` is tested in test_resilience's SIGTERM drain test."""
+"""DrainBeforeExit (textclf/bentoml_compat/shutdown_drain.py, on the GPU runner) with a real SIGTERM
+sent to this process: the server's own exit handler (here a recorder standing in for uvicorn's) is
+called only once calls have stopped coming for the quiet time, at once on a second SIGTERM, and at
+the bound if calls never stop. The whole chain under `bentoml serve` is tested in test_resilience's
+SIGTERM drain test, on the GPU service run on the CPU."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from textclf.shutdown_drain import DrainBeforeExit
+from textclf.bentoml_compat.shutdown_drain import DrainBeforeExit
 
 QUIET_S = 0.5
 

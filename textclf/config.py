@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from textclf.core.model_card import ONNX, TORCH, model_tag
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving.yaml"
 ENV_PREFIX = "TEXTCLF_"
@@ -28,17 +29,17 @@ class ServingSettings(BaseModel):
     pass_overhead_tokens: int = Field(32, ge=0)
     cpu_pass_max_tokens: int = Field(2048, ge=1)
     intra_op_threads: int = Field(2, ge=0)
-    cpu_runner_workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1)
     trace_requests: bool = False
     device: Literal["cuda", "cpu"] = "cuda"
 
     @property
     def onnx_model_tag(self) -> str:
-        return f"{self.model_name}-onnx:latest"
+        return model_tag(self.model_name, ONNX)
 
     @property
     def torch_model_tag(self) -> str:
-        return f"{self.model_name}-torch:latest"
+        return model_tag(self.model_name, TORCH)
 
 
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> ServingSettings:
@@ -56,14 +57,3 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
 @lru_cache(maxsize=1)
 def settings() -> ServingSettings:
     return load_settings()
-
-
-def untraced(settings: ServingSettings, *routes: str) -> dict:
-    """BentoML service config that keeps OpenTelemetry off `routes` unless `trace_requests` is set.
-
-    BentoML builds spans for every request (one per request, one per ASGI message sent) even when no
-    exporter is configured, which is its default: 1.4 ms CPU per answer across the two processes at
-    concurrency 32, about a tenth of the serving CPU. Whoever configures an exporter turns them on."""
-    if settings.trace_requests:
-        return {}
-    return {"tracing": {"excluded_urls": [re.escape(route) + r"(\?|$)" for route in routes]}}

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, Trainer, TrainingArguments, set_seed
 
 from textclf.backends.torch import model_inputs
-from textclf.tokenization import TextEncoder
+from textclf.core.tokenization import TextEncoder
 from train_export.config import FinetuneConfig
 from train_export.data import Example
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from textclf.classifier import Classifier
+from textclf.core.classifier import Classifier
 from train_export.quantize import QuantizeVariant, quantize_onnx
 
 LATENCY_TEXTS = 100

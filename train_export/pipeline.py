@@ -18,11 +18,11 @@ import bentoml
 from rich.console import Console
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from textclf.artifacts import ONNX_FILE, TOKENIZER_FILE
 from textclf.backends.onnx import OnnxBackend
 from textclf.backends.torch import TorchBackend
-from textclf.classifier import Classifier
-from textclf.tokenization import TextEncoder
+from textclf.core.classifier import Classifier
+from textclf.core.model_card import ONNX_FILE, TOKENIZER_FILE
+from textclf.core.tokenization import TextEncoder
 from train_export.config import BUILTIN_PREFIX, TrainExportConfig
 from train_export.data import Example, label_list, read_examples, split
 from train_export.evaluate import Accuracy, accuracy

@@ -9,7 +9,7 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import NotFound
 
-from textclf.artifacts import ONNX_SUFFIX, TORCH_SUFFIX
+from textclf.core.model_card import ONNX, TORCH, model_tag
 
 
 def save_models(
@@ -18,8 +18,8 @@ def save_models(
     """`bentoml.models.create` commits a model only when its block exits cleanly; nesting the two
     blocks and deleting the inner (ONNX) model if the outer (torch) one fails keeps the pair whole.
     `onnx_metadata` goes to the ONNX model only (how it was quantized)."""
-    torch_tag = bentoml.Tag(name + TORCH_SUFFIX, version)
-    onnx_tag = bentoml.Tag(name + ONNX_SUFFIX, version)
+    torch_tag = bentoml.Tag.from_taglike(model_tag(name, TORCH, version))
+    onnx_tag = bentoml.Tag.from_taglike(model_tag(name, ONNX, version))
     try:
         with bentoml.models.create(torch_tag, labels=labels | {"format": "torch"}, metadata=metadata) as torch_model:
             shutil.copytree(torch_dir, torch_model.path, dirs_exist_ok=True)
@@ -37,7 +37,7 @@ def save_models(
 def stored_pair(name: str, recipe: str) -> tuple[bentoml.Tag, bentoml.Tag] | None:
     """The latest NAME-torch and NAME-onnx, if they are one export (same version) made from `recipe`."""
     try:
-        torch_model, onnx_model = (bentoml.models.get(f"{name}{suffix}:latest") for suffix in (TORCH_SUFFIX, ONNX_SUFFIX))
+        torch_model, onnx_model = (bentoml.models.get(model_tag(name, model_format)) for model_format in (TORCH, ONNX))
     except NotFound:
         return None
     if torch_model.tag.version != onnx_model.tag.version or onnx_model.info.labels.get("recipe") != recipe:

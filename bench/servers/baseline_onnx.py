@@ -9,25 +9,22 @@ service.
 
 Honest, not a strawman: each text is padded to its own length only (the MiniLM tokenizer.json pads
 every input to 128 tokens; that padding is switched off here) and cut at max_length; the session
-uses the same thread settings as our runner.
+uses the same thread settings as our service's model.
 
-BENCH_HANDLER picks the request handler: "inline" (the default: `async def` running the model on
-the event loop, one forward pass at a time and no thread hand-off, the leanest path), "thread"
-(FastAPI's threadpool `def`, concurrent forward passes) or "locked" (threadpool `def`, one forward
-pass at a time). On 2 cores the three measured within noise of each other at c=32; inline adds
-nothing to the c=1 latency.
+BENCH_HANDLER (bench/servers/baseline_app.py) defaults to "inline", the leanest path: on 2 cores
+the three handlers measured within noise of each other at c=32, and inline adds nothing to the c=1
+latency.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 import onnxruntime as ort
-from fastapi import FastAPI
-from pydantic import BaseModel
 from tokenizers import Tokenizer
+
+from bench.servers.baseline_app import answer, baseline_app
 
 MODEL_FILE = os.environ["BENCH_ONNX_FILE"]
 LABELS = os.environ["BENCH_LABELS"].split(",")
@@ -45,10 +42,6 @@ session = ort.InferenceSession(MODEL_FILE, options, providers=["CPUExecutionProv
 INPUTS = [i.name for i in session.get_inputs()]
 
 
-class Request(BaseModel):
-    text: str
-
-
 def classify(text: str) -> dict:
     encoding = tokenizer.encode(text)
     arrays = {
@@ -60,34 +53,7 @@ def classify(text: str) -> dict:
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     best = int(probs.argmax())
-    return {"label": LABELS[best], "score": round(float(probs[best]), 6), "truncated": bool(encoding.overflowing), "top_k": None}
+    return answer(LABELS[best], float(probs[best]), bool(encoding.overflowing))
 
 
-app = FastAPI(title="baseline O: onnxruntime int8 + tokenizers")
-
-HANDLER = os.environ.get("BENCH_HANDLER", "inline")
-_model_lock = threading.Lock()
-
-if HANDLER == "inline":  # async def: the model runs on the event loop, one request at a time
-
-    @app.post("/predict")
-    async def predict(request: Request) -> dict:
-        return classify(request.text)
-
-elif HANDLER == "thread":  # def: FastAPI's threadpool, forward passes run concurrently
-
-    @app.post("/predict")
-    def predict(request: Request) -> dict:
-        return classify(request.text)
-
-else:  # "locked", def with one forward pass at a time: the event loop keeps parsing while the model runs
-
-    @app.post("/predict")
-    def predict(request: Request) -> dict:
-        with _model_lock:
-            return classify(request.text)
-
-
-@app.get("/readyz")
-async def readyz() -> dict:
-    return {"ready": True}
+app = baseline_app("baseline O: onnxruntime int8 + tokenizers", classify, default_handler="inline")

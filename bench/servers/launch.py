@@ -93,9 +93,9 @@ class RssSampler:
 
 
 def cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time (user + system) used so far by each process of the tree, summed by role: "runner"
-    and "api" for BentoML's service workers, "supervisor" for `bentoml serve` itself, "server" for
-    a single-process server."""
+    """CPU time (user + system) used so far by the process tree, summed by role: "worker" for
+    BentoML's HTTP workers (which run the model), "supervisor" for `bentoml serve` itself, which
+    only watches them, "server" for a single-process server."""
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
@@ -106,10 +106,7 @@ def cpu_seconds(pid: int) -> dict[str, float]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             command = " ".join(process.cmdline())
             times = process.cpu_times()
-            if "_bentoml_impl.worker" in command:
-                role = "runner" if "Runner" in command.split("--service-name", 1)[-1].split()[0] else "api"
-            else:
-                role = "supervisor" if "bentoml" in command else "server"
+            role = "worker" if "_bentoml_impl.worker" in command else "supervisor" if "bentoml" in command else "server"
             roles[role] = roles.get(role, 0.0) + times.user + times.system
     return roles
 
@@ -126,24 +123,6 @@ class RunningServer:
     @property
     def predict_url(self) -> str:
         return self.url + self.spec.predict_path
-
-
-def runner_socket(server: RunningServer, runner: str = "OnnxRunner") -> str | None:
-    """The Unix socket `bentoml serve` gave the runner service: the API worker learns it from the
-    BENTOML_RUNNER_MAP variable ({"OnnxRunner": "file:///tmp/bentoml-uds-.../N.sock", ...})."""
-    import json
-    from urllib.parse import unquote, urlparse
-
-    try:
-        tree = psutil.Process(server.process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return None
-    for process in tree:
-        with contextlib.suppress(psutil.Error, ValueError):
-            uri = json.loads(process.environ().get("BENTOML_RUNNER_MAP", "{}")).get(runner, "")
-            if uri.startswith("file://"):
-                return unquote(urlparse(uri).path)
-    return None
 
 
 def start(spec: ServerSpec, log: Path, timeout: float = 180.0) -> RunningServer:

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from textclf.tokenization import EncodedBatch
+from textclf.core.tokenization import EncodedBatch
 
 
 class Backend(Protocol):

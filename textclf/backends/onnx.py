@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from textclf.tokenization import EncodedBatch
+from textclf.core.tokenization import EncodedBatch
 
 
 class OnnxBackend:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from textclf.tokenization import EncodedBatch
+from textclf.core.tokenization import EncodedBatch
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -1,4 +1,5 @@
-"""The layout of a model in the BentoML store, shared by the export step (writer) and the runners (readers)."""
+"""The layout of a model in the BentoML store: its files, its metadata (the model card) and its
+name; one source for the export (writer) and the services (readers)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-ONNX_SUFFIX = "-onnx"
-TORCH_SUFFIX = "-torch"
+# The formats one export writes, each a model of its own in the store: <name>-<format>.
+TORCH, ONNX = "torch", "onnx"
+
+
+def model_tag(name: str, model_format: str, version: str = "latest") -> str:
+    return f"{name}-{model_format}:{version}"
 
 
 class ModelCard(BaseModel):
-    """What a runner needs besides the weights; stored as the BentoML model's metadata."""
+    """What a service needs besides the weights; stored as the BentoML model's metadata."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 

@@ -85,15 +85,7 @@ class PredictResponse(RootModel[Prediction | list[Prediction]]):
 
 
 class TextScores(BaseModel):
-    """What a runner returns per text: probabilities in label order, and whether it was truncated."""
+    """What a model returns per text: probabilities in label order, and whether it was truncated."""
 
     scores: list[float]
     truncated: bool
-
-
-class ModelInfo(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
-
-    model_tag: str
-    labels: list[str]
-    max_length: int

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from textclf.api.schemas import TextScores
 from textclf.backends import Backend
-from textclf.schemas import ModelInfo, TextScores
-from textclf.tokenization import TextEncoder
+from textclf.core.tokenization import TextEncoder
 
 
 def length_slices(lengths: list[int], max_texts: int, pass_overhead: int, max_tokens: int | None = None) -> list[tuple[int, int]]:
@@ -72,6 +72,3 @@ class Classifier:
         """The best label of each text (for offline evaluation and parity checks)."""
         probs, _ = self.probabilities(texts)
         return [self.labels[i] for i in probs.argmax(axis=-1)]
-
-    def describe(self, model_tag: str) -> ModelInfo:
-        return ModelInfo(model_tag=model_tag, labels=self.labels, max_length=self.encoder.max_length)

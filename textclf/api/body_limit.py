@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from textclf.api.errors import PayloadTooLarge, UnsupportedMediaType, error_response
 from textclf.config import ServingSettings
 
 # The longest JSON spelling of one character is 12 bytes: an astral character (an emoji) written as
@@ -65,8 +66,7 @@ class BodyLimit:
 
     def _too_large(self, size: int | None) -> JSONResponse:
         got = f" of {size} bytes" if size is not None else ""
-        message = f"request body{got} is over the limit of {self.max_bytes} bytes ({self.limits})"
-        return JSONResponse({"error": message}, status_code=413)
+        return error_response(PayloadTooLarge(f"request body{got} is over the limit of {self.max_bytes} bytes ({self.limits})"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
@@ -74,10 +74,7 @@ class BodyLimit:
             return
         media_type = _media_type(scope)
         if media_type not in (None, "", "application/json"):
-            response = JSONResponse(
-                {"error": f"the body must be JSON sent as content-type application/json, not {media_type}"},
-                status_code=415,
-            )
+            response = error_response(UnsupportedMediaType(f"the body must be JSON sent as content-type application/json, not {media_type}"))
             await response(scope, receive, send)
             return
         length = _content_length(scope)

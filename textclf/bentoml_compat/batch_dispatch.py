@@ -7,9 +7,10 @@ requests queue behind a running batch, so after one burst a lone request waits a
 burst's requests queued, and its own wait keeps the average up: measured on the default model, c=1
 p50 was 28 ms before a c=32 burst, 211 ms right after it and still 158 ms 150 requests later.
 
-Waiting only pays when a bigger batch is cheaper per text, and on CPU the int8 model is not (see
-the benchmark's in-process table). Requests that arrive while a batch runs are still batched
-together: the runner takes whatever is queued as soon as the model is free, and never waits for more.
+Waiting only pays when a bigger batch is cheaper per text. Requests that arrive while a batch runs
+are still batched together: the runner takes whatever is queued as soon as the model is free, and
+never waits for more. Used by the GPU runner service (the CPU model has its own batcher,
+textclf/core/batcher.py, that never waits either).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def _refresh_without_wait(self: Optimizer) -> None:
 
 def dispatch_without_waiting() -> None:
     """Keep the batcher's learned wait at zero (it is read nowhere else); idempotent."""
-    if getattr(Optimizer, "_textclf_no_wait", False):
-        return
     Optimizer.trigger_refresh = _refresh_without_wait
-    Optimizer._textclf_no_wait = True
+
+
+def waiting_is_off() -> bool:
+    return Optimizer.trigger_refresh is _refresh_without_wait

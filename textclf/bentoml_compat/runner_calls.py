@@ -1,5 +1,5 @@
-"""Calling a runner service from the API service: concurrent requests combined into one call, and
-calls repeated around a BentoML 1.4 client flaw."""
+"""Calling a runner service (the GPU runner) from the HTTP service: concurrent requests combined into
+one call with BentoML's own batcher, and calls repeated around a BentoML 1.4 client flaw."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Generic, ParamSpec, TypeVar
 
 import aiohttp
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
-from bentoml.exceptions import ServiceUnavailable
+
+from textclf.api.errors import Overloaded
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,7 +39,7 @@ async def call_runner(method: Callable[P, Awaitable[R]], *args: P.args, **kwargs
 
 
 def _overloaded() -> None:
-    raise ServiceUnavailable("process is overloaded")  # BentoML's own answer to a missed batch deadline (503)
+    raise Overloaded("the request waited past the batch deadline for the runner")
 
 
 class CombinedCalls(Generic[R]):
@@ -50,7 +51,7 @@ class CombinedCalls(Generic[R]):
     taken from the model. The runner's own batcher still groups calls; this makes them fewer. It is
     BentoML's batcher (CorkDispatcher) on the calling side: one call in flight at a time, the texts of
     the queued requests up to `max_texts` in the next (a request with more is split across calls),
-    a request queued past `max_latency_ms` answered 503, and, with textclf.batch_dispatch's patch in
+    a request queued past `max_latency_ms` answered 503, and, with textclf.bentoml_compat.batch_dispatch's patch in
     (service.py applies it), never a wait for more requests.
     """
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from textclf.artifacts import ONNX_FILE, TOKENIZER_FILE, ModelCard, require_files
 from textclf.backends import Backend
-from textclf.classifier import Classifier
 from textclf.config import ServingSettings
-from textclf.tokenization import TextEncoder
+from textclf.core.classifier import Classifier
+from textclf.core.model_card import ONNX_FILE, TOKENIZER_FILE, ModelCard, require_files
+from textclf.core.tokenization import TextEncoder
 
 PROBE_TEXT = "model load check"
 

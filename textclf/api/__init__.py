@@ -1,0 +1,1 @@
+"""The HTTP layer: request and response schemas, the error -> status table, the body limit, /predict."""
