@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     import bentoml
 
     from textclf.config import settings
-    from textclf.loading import onnx_classifier
+    from textclf.core.loading import onnx_classifier
 
     model = bentoml.models.get(args.model)
     classifier = onnx_classifier(model.path, model.info.metadata, settings())
