@@ -16,7 +16,7 @@ import train_export.default_corpus as default_corpus
 from train_export.default_corpus import DOCS_DIR, LANGUAGES, build_corpus, hand_written, missing_sentence_files
 from train_export.default_corpus.text_filter import clean
 
-CAP = 650  # above every language's hand-written lines, so all of them must land, and registry text tops them up
+CAP = 800  # above every language's hand-written lines, so all of them must land, and registry text tops them up
 REPO = Path(__file__).resolve().parents[1]
 
 # Unicode blocks, written out independently of the builder's own script test.
