@@ -51,6 +51,7 @@ class QuantizeConfig(_Strict):
 
 class ParityConfig(_Strict):
     min_agreement: float = Field(0.995, ge=0, le=1)
+    near_tie_margin: float = Field(0.2, ge=0, lt=1, description="texts whose two best labels torch scores this close are left out of the gate")
 
 
 class TrainExportConfig(_Strict):

@@ -28,7 +28,7 @@ from train_export.data import Example, label_list, read_examples, split
 from train_export.evaluate import Accuracy, accuracy
 from train_export.finetune import finetune
 from train_export.onnx_export import export_onnx, optimize_onnx
-from train_export.parity import ParityError, Trial, select_variant, trial_table
+from train_export.parity import ParityError, Reference, Trial, select_variant, trial_table
 from train_export.quantize import variants
 from train_export.recipe import Recipe
 from train_export.store import save_models
@@ -102,8 +102,8 @@ def run(config: TrainExportConfig, console: Console, data: Data | None = None) -
             labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         encoder = TextEncoder(tokenizer, config.max_length)
         texts = [e.text for e in data.validation]
-        torch_labels = Classifier(encoder, TorchBackend(model, "cpu"), labels).predict_labels(texts)
-        torch_accuracy = accuracy(torch_labels, data.validation)
+        reference = Reference.of(Classifier(encoder, TorchBackend(model, "cpu"), labels), texts, config.parity.near_tie_margin)
+        torch_accuracy = accuracy(reference.labels, data.validation)
         console.print(f"held-out accuracy (torch): [bold]{torch_accuracy.overall:.2%}[/] on {torch_accuracy.count} texts")
         console.print("per label: " + ", ".join(f"{k} {v:.1%}" for k, v in torch_accuracy.per_label.items()))
 
@@ -119,13 +119,13 @@ def run(config: TrainExportConfig, console: Console, data: Data | None = None) -
             (scratch / "int8").mkdir()
             chosen, trials = select_variant(
                 variants(config.quantize), fp32, scratch / "int8", lambda f: Classifier(encoder, OnnxBackend(f), labels),
-                texts, torch_labels, config.parity.min_agreement,
+                reference, config.parity.min_agreement,
             )
             console.print(trial_table(trials, chosen, config.parity.min_agreement))
             if chosen is None:
                 best = max(trials, key=lambda t: t.parity.agreement)
                 raise ParityError(
-                    f"no int8 variant agrees with torch on {config.parity.min_agreement:.2%} of {best.parity.compared} validation texts; "
+                    f"no int8 variant agrees with torch on {config.parity.min_agreement:.2%} of the {best.parity.compared} validation texts torch decides; "
                     f"the best, {best.variant.name}, on {best.parity.agreement:.2%} (e.g. {best.parity.examples()})",
                     trials,
                 )
@@ -144,7 +144,9 @@ def run(config: TrainExportConfig, console: Console, data: Data | None = None) -
                 "validation_accuracy_torch": round(torch_accuracy.overall, 5),
                 "validation_accuracy_int8": round(int8_accuracy.overall, 5),
                 "parity_agreement": round(chosen.parity.agreement, 5),
-                "validation_texts": chosen.parity.compared,
+                "parity_agreement_all_texts": round(chosen.parity.agreement_all, 5),
+                "parity_near_ties": chosen.parity.near_ties,
+                "validation_texts": len(texts),
                 "onnx_fp32_bytes": fp32.stat().st_size,
                 "onnx_int8_bytes": chosen.size_bytes,
                 "export_config": config.model_dump(mode="json", exclude_none=True),  # the store takes no None
