@@ -1,5 +1,5 @@
 # Entry points. Each target installs what it needs first, so every one works on a fresh machine.
-.PHONY: setup model serve image sizes bench lock test
+.PHONY: setup model serve image sizes bench accuracy lock test
 
 setup:
 	bash scripts/bootstrap.sh
@@ -26,6 +26,11 @@ sizes: model
 # Run it on an otherwise idle machine. ARGS="--quick" checks the harness in seconds.
 bench: model
 	.venv/bin/python -m bench --out reports/bench $(ARGS)
+
+# The default model's accuracy per language on text it was not trained on: the held-out sentences and
+# documentation lines, and Debian's translated manual pages (apt-get download): reports/accuracy.{md,json}.
+accuracy: model
+	.venv/bin/python scripts/accuracy_report.py --out reports/accuracy
 
 # Re-resolve requirements/cpu.lock.txt (the CPU image's pinned, hashed dependencies) from
 # requirements/cpu.in; pass ARGS="--upgrade-package NAME" to move a version.
