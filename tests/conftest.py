@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -167,13 +168,30 @@ def stop_server(server: Server, grace: float = 10.0) -> None:
     stop_tree(server.process, grace)
 
 
+@contextmanager
+def serving(service: str, env: dict[str, str], log: Path) -> Iterator[Server]:
+    """A server for the length of a with-block (a module's or session's fixture)."""
+    server = start_server(service, env, log)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
 @pytest.fixture(scope="session")
 def cpu_server(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The CPU entry service on the tiny model, with small limits so that the limit errors are cheap to hit."""
+    """The CPU service on the tiny model, with small limits so that the limit errors are cheap to hit."""
     env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_MAX_TEXT_CHARS": "2000", "TEXTCLF_MAX_BATCH_TEXTS": "8"}
-    server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "cpu.log")
-    yield server
-    stop_server(server)
+    with serving("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "cpu.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The CPU service on the default model of the user's store (the README's main command makes it)."""
+    env = {"BENTOML_HOME": USER_BENTOML_HOME, "TEXTCLF_MODEL_NAME": "langid"}
+    with serving("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "default.log") as server:
+        yield server
 
 
 def docker(*args: str, timeout: float = 60) -> str:

@@ -8,11 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import HELDOUT, REPO, USER_BENTOML_HOME, Server, start_server, stop_server
+from tests.conftest import HELDOUT, REPO, USER_BENTOML_HOME, Server
 from tests.figures import record
 from train_export.default_corpus import LANGUAGES
 
@@ -22,14 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 # on another machine): the figures themselves are printed by `scripts/accuracy_report.py`.
 MIN_HELDOUT_ACCURACY = 0.985  # all 2,000 held-out sentences
 MIN_LANGUAGE_ACCURACY = 0.92  # each language's 100
-
-
-@pytest.fixture(scope="module")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"BENTOML_HOME": USER_BENTOML_HOME, "TEXTCLF_MODEL_NAME": "langid"}
-    server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "default.log")
-    yield server
-    stop_server(server)
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,6 @@ from tests.conftest import (
     docker,
     free_port,
     linked_home,
-    start_server,
-    stop_server,
 )  # fmt: skip
 from tests.figures import FIGURES
 
@@ -284,14 +282,6 @@ def test_the_grace_period_covers_the_pause_and_the_longest_drain(rendered) -> No
 
 
 # ------------------------------------------------------------------------ the real service
-
-
-@pytest.fixture(scope="module")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"BENTOML_HOME": USER_BENTOML_HOME, "TEXTCLF_MODEL_NAME": "langid"}
-    server = start_server("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "deploy-contract.log")
-    yield server
-    stop_server(server)
 
 
 def scaling_query(docs: list[dict]) -> tuple[str, dict[str, str]]:

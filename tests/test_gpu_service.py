@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import SENTENCES, TINY_LABELS, Server, start_server, stop_server
+from tests.conftest import SENTENCES, TINY_LABELS, Server, serving
 
 torch = pytest.importorskip("torch")
 
@@ -35,9 +35,8 @@ LONG_TEXT = " ".join(SENTENCES.joinpath("fr.txt").read_text(encoding="utf-8").sp
 @pytest.fixture(scope="module")
 def gpu_server(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_DEVICE": "cpu"}
-    server = start_server("service:TextClassifierGPU", env, tmp_path_factory.mktemp("logs") / "gpu-on-cpu.log")
-    yield server
-    stop_server(server)
+    with serving("service:TextClassifierGPU", env, tmp_path_factory.mktemp("logs") / "gpu-on-cpu.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
