@@ -15,7 +15,7 @@ from rich.console import Console
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.conftest import REPO, TINY_LABELS, tiny_config
-from textclf.core.model_card import ONNX_FILE, TOKENIZER_FILE, ModelCard
+from textclf.core.model_card import ONNX, ONNX_FILE, ONNX_FP16, TOKENIZER_FILE, TORCH, ModelCard
 from train_export import store
 from train_export.pipeline import run
 
@@ -26,11 +26,13 @@ def store_tags() -> set[str]:
     return {str(m.tag) for m in bentoml.models.list()}
 
 
-def test_both_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
+def test_all_three_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
     torch_model = bentoml.models.get(tiny_export.torch_tag)
     onnx_model = bentoml.models.get(tiny_export.onnx_tag)
-    assert tiny_export.torch_tag.version == tiny_export.onnx_tag.version
-    for model in (torch_model, onnx_model):
+    fp16_model = bentoml.models.get(tiny_export.fp16_tag)
+    assert tiny_export.torch_tag.version == tiny_export.onnx_tag.version == tiny_export.fp16_tag.version
+    assert [m.info.labels["format"] for m in (torch_model, onnx_model, fp16_model)] == ["torch", "onnx-int8", "onnx-fp16"]
+    for model in (torch_model, onnx_model, fp16_model):
         card = ModelCard.from_metadata(model.info.metadata)
         assert card.labels == sorted(TINY_LABELS) and card.max_length == 64
         metadata = model.info.metadata
@@ -50,6 +52,15 @@ def test_both_models_land_in_the_store_with_their_metrics(tiny_export) -> None:
     assert onnx_model.info.metadata["quantization"]["name"] == "plain"
     assert [t["variant"] for t in onnx_model.info.metadata["quantization"]["tried"]] == ["plain"]
     assert "quantization" not in torch_model.info.metadata
+
+    # the fp16 model: float16 weights, int64 token ids in and float32 logits out, checked against torch
+    fp16_graph = onnx.load(str(Path(fp16_model.path) / ONNX_FILE)).graph
+    assert {t.data_type for t in fp16_graph.initializer if t.dims and t.dims[-1] > 1} >= {onnx.TensorProto.FLOAT16}
+    assert [i.type.tensor_type.elem_type for i in fp16_graph.input] == [onnx.TensorProto.INT64] * 3
+    assert [o.type.tensor_type.elem_type for o in fp16_graph.output] == [onnx.TensorProto.FLOAT]
+    parity = fp16_model.info.metadata["fp16_parity"]
+    assert parity == tiny_export.fp16_parity and "quantization" not in fp16_model.info.metadata
+    assert (parity["agreement"] or parity["fp32_source_agreement"]) >= 0.95
 
     # the torch model is a standard Hugging Face folder
     classifier = AutoModelForSequenceClassification.from_pretrained(torch_model.path)
@@ -88,18 +99,17 @@ def with_outlier_weights(classifier_dir: Path, out_dir: Path, where: str) -> Pat
     LayerNorm gains), and the weights that read it get OUTLIER: 0 * OUTLIER is 0 in fp32, but one
     quantization scale per tensor or output channel makes every other weight of that column 0 in
     int8. "head": the pooler's and the classifier's weights (so only an fp32 head restores the
-    labels). "encoder": every layer's query/key/value and feed-forward input weights (no variant
-    keeps both attention and feed-forward fp32)."""
+    labels). "everywhere": the head's too, and every layer's query/key/value and feed-forward input
+    weights (no variant keeps all of head, attention and feed-forward fp32)."""
     import torch
 
     model = AutoModelForSequenceClassification.from_pretrained(classifier_dir)
     r = 0
     with torch.no_grad():
-        if where == "head":
-            model.bert.pooler.dense.weight[r, :] = 0
-            model.bert.pooler.dense.bias[r] = 0
-            model.classifier.weight[:, r] = OUTLIER
-        else:
+        model.bert.pooler.dense.weight[r, :] = 0
+        model.bert.pooler.dense.bias[r] = 0
+        model.classifier.weight[:, r] = OUTLIER
+        if where == "everywhere":
             for module in model.modules():
                 if isinstance(module, torch.nn.LayerNorm):
                     module.weight[r], module.bias[r] = 0, 0
@@ -140,7 +150,7 @@ def test_when_plain_int8_misses_the_gate_the_fastest_passing_variant_is_kept(tin
 def test_when_no_variant_passes_the_export_exits_1_with_the_table_and_saves_nothing(tiny_export, dataset, tmp_path, capsys) -> None:
     from train_export.__main__ import main
 
-    checkpoint = with_outlier_weights(Path(bentoml.models.get(tiny_export.torch_tag).path), tmp_path / "encoder", "encoder")
+    checkpoint = with_outlier_weights(Path(bentoml.models.get(tiny_export.torch_tag).path), tmp_path / "everywhere", "everywhere")
     before = store_tags()
     assert main(export_argv("nopass", checkpoint, dataset)) == 1
     output = capsys.readouterr().out
@@ -157,10 +167,14 @@ def test_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert "name" in process.stdout and "bad configuration" in process.stdout
 
 
+def export_files(tiny_export) -> list[store.ModelFiles]:
+    """The tiny export's three models, as save_models takes them."""
+    tags = (tiny_export.torch_tag, tiny_export.onnx_tag, tiny_export.fp16_tag)
+    return [store.ModelFiles(fmt, Path(bentoml.models.get(tag).path)) for fmt, tag in zip((TORCH, ONNX, ONNX_FP16), tags, strict=True)]
+
+
 @pytest.mark.parametrize("fault", [OSError("disk full"), KeyboardInterrupt()], ids=["error", "interrupt"])
 def test_a_failure_while_writing_the_onnx_model_leaves_the_store_as_it_was(tiny_export, monkeypatch, fault) -> None:
-    torch_dir = Path(bentoml.models.get(tiny_export.torch_tag).path)
-    onnx_dir = Path(bentoml.models.get(tiny_export.onnx_tag).path)
     real_copytree = store.shutil.copytree
     calls = []
 
@@ -174,13 +188,11 @@ def test_a_failure_while_writing_the_onnx_model_leaves_the_store_as_it_was(tiny_
     monkeypatch.setattr(store.shutil, "copytree", copytree_failing_on_second_copy)
     before = store_tags()
     with pytest.raises(type(fault)):
-        store.save_models("atomic", "v1", torch_dir, onnx_dir, {"labels": ["a", "b"], "max_length": 8}, {})
+        store.save_models("atomic", "v1", export_files(tiny_export), {"labels": ["a", "b"], "max_length": 8}, {})
     assert store_tags() == before
 
 
-def test_a_failure_after_the_onnx_model_was_committed_removes_it(tiny_export, monkeypatch) -> None:
-    torch_dir = Path(bentoml.models.get(tiny_export.torch_tag).path)
-    onnx_dir = Path(bentoml.models.get(tiny_export.onnx_tag).path)
+def test_a_failure_after_the_later_models_were_committed_removes_them(tiny_export, monkeypatch) -> None:
     real_create = store.bentoml.models.create
 
     @contextlib.contextmanager
@@ -193,5 +205,5 @@ def test_a_failure_after_the_onnx_model_was_committed_removes_it(tiny_export, mo
     monkeypatch.setattr(store.bentoml.models, "create", create_failing_torch_commit)
     before = store_tags()
     with pytest.raises(OSError, match="torch model commit failed"):
-        store.save_models("atomic2", "v1", torch_dir, onnx_dir, {"labels": ["a", "b"], "max_length": 8}, {})
+        store.save_models("atomic2", "v1", export_files(tiny_export), {"labels": ["a", "b"], "max_length": 8}, {})
     assert store_tags() == before

@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int)
     parser.add_argument("--min-agreement", type=float, help="parity gate threshold, 0..1")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a BentoML label for both models (repeatable)")
-    parser.add_argument("--skip-if-stored", action="store_true", help="do nothing if the store's latest NAME-torch/NAME-onnx were made from the same recipe")
+    parser.add_argument("--skip-if-stored", action="store_true", help="do nothing if the store's latest NAME-torch, NAME-onnx and NAME-onnx-fp16 were made from the same recipe")
     return parser.parse_args(argv)
 
 
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]bad configuration:[/] {error}")
         return 2
     from train_export.pipeline import load_data, run  # heavy imports (torch, optimum) after the config is known good
-    from train_export.store import stored_pair
+    from train_export.store import stored_export
 
     data = load_data(config, console)
-    if args.skip_if_stored and (tags := stored_pair(config.name, data.recipe.fingerprint)):
-        console.print(f"{tags[0]} and {tags[1]} are in the store, made from this recipe ({data.recipe.fingerprint}): nothing to do")
+    if args.skip_if_stored and (tags := stored_export(config.name, data.recipe.fingerprint)):
+        console.print(f"{', '.join(map(str, tags))} are in the store, made from this recipe ({data.recipe.fingerprint}): nothing to do")
         return 0
     try:
         run(config, console, data)

@@ -1,4 +1,4 @@
-"""Step 4: ONNX export and graph optimization (optimum).
+"""Steps 4 and 6: ONNX export and graph optimization (optimum), for the CPU and for the GPU.
 
 Each step reads and writes files, returns the file it made, and can be run on its own.
 """
@@ -40,3 +40,14 @@ def optimize_onnx(onnx_file: Path, config: ExportConfig) -> Path:
         file_suffix="optimized",
     )
     return onnx_file.with_name(f"{onnx_file.stem}_optimized.onnx")
+
+
+def optimize_for_gpu(onnx_file: Path, out_dir: Path, fp16: bool) -> Path:
+    """onnxruntime's transformer fusions for the CUDA provider and, with `fp16`, its float16
+    conversion of the optimized graph (`convert_float_to_float16(keep_io_types=True)`: the inputs
+    stay int64 token ids, the logits float32), for the onnxruntime-gpu runner."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = ORTOptimizer.from_pretrained(onnx_file.parent, file_names=[onnx_file.name])
+    suffix = "gpu_fp16" if fp16 else "gpu_fp32"
+    optimizer.optimize(OptimizationConfig(optimization_level=2, optimize_for_gpu=True, fp16=fp16), save_dir=out_dir, file_suffix=suffix)
+    return out_dir / f"{onnx_file.stem}_{suffix}.onnx"

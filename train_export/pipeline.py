@@ -1,5 +1,5 @@
-"""The whole job, in six steps: data, fine-tuning, torch model, ONNX export, int8 quantization with
-the parity gate, model store.
+"""The whole job, in seven steps: data, fine-tuning, torch model, ONNX export, int8 quantization with
+the parity gate, the fp16 model for the GPU, model store.
 
 Every intermediate file lives in a temporary folder; the store is written last, by `save_models`.
 """
@@ -21,21 +21,21 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from textclf.backends.onnx import OnnxBackend
 from textclf.backends.torch import TorchBackend
 from textclf.core.classifier import Classifier
-from textclf.core.model_card import ONNX_FILE, TOKENIZER_FILE
+from textclf.core.model_card import ONNX, ONNX_FILE, ONNX_FP16, TOKENIZER_FILE, TORCH
 from textclf.core.tokenization import TextEncoder
 from train_export.config import BUILTIN_PREFIX, TrainExportConfig
 from train_export.data import Example, label_list, read_examples, split
 from train_export.evaluate import Accuracy, accuracy
 from train_export.finetune import finetune
-from train_export.onnx_export import export_onnx, optimize_onnx
-from train_export.parity import ParityError, Reference, Trial, select_variant, trial_table
+from train_export.onnx_export import export_onnx, optimize_for_gpu, optimize_onnx
+from train_export.parity import ParityError, Reference, Trial, fp16_parity, select_variant, trial_table
 from train_export.quantize import variants
 from train_export.recipe import Recipe
-from train_export.store import save_models
+from train_export.store import ModelFiles, save_models
 from train_export.torch_model import save_torch_model
 from train_export.vocab import extend_vocabulary, keep_accents
 
-STEPS = 6
+STEPS = 7
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,11 @@ class Data:
 class ExportResult:
     torch_tag: bentoml.Tag
     onnx_tag: bentoml.Tag
+    fp16_tag: bentoml.Tag
     torch_accuracy: Accuracy
     int8_accuracy: Accuracy
     quantization: Trial
+    fp16_parity: dict
     recipe: Recipe
 
 
@@ -112,14 +114,15 @@ def run(config: TrainExportConfig, console: Console, data: Data | None = None) -
         with step(console, 3, "torch model"):
             torch_dir = save_torch_model(model, source_tokenizer, tokenizer, config.max_length, scratch / "torch")
         with step(console, 4, "ONNX export and graph optimization"):
-            fp32 = optimize_onnx(export_onnx(torch_dir, scratch / "onnx-fp32", config.export), config.export)
+            exported = export_onnx(torch_dir, scratch / "onnx-fp32", config.export)
+            fp32 = optimize_onnx(exported, config.export)
             console.print(f"fp32 graph {fp32.stat().st_size / 1e6:.1f} MB")
+        classifier_of = lambda f: Classifier(encoder, OnnxBackend(f), labels)  # noqa: E731  an ONNX file on the CPU
 
         with step(console, 5, "int8 quantization and parity gate"):
             (scratch / "int8").mkdir()
             chosen, trials = select_variant(
-                variants(config.quantize), fp32, scratch / "int8", lambda f: Classifier(encoder, OnnxBackend(f), labels),
-                reference, config.parity.min_agreement,
+                variants(config.quantize), fp32, scratch / "int8", classifier_of, reference, config.parity.min_agreement,
             )
             console.print(trial_table(trials, chosen, config.parity.min_agreement))
             if chosen is None:
@@ -132,11 +135,13 @@ def run(config: TrainExportConfig, console: Console, data: Data | None = None) -
             int8_accuracy = accuracy(chosen.labels, data.validation)
             console.print(f"kept {chosen.variant.name}: {chosen.parity.summary()}; held-out accuracy (int8): {int8_accuracy.overall:.2%}")
 
-        with step(console, 6, "model store"):
-            onnx_dir = scratch / "onnx"
-            onnx_dir.mkdir()
-            chosen.model_file.rename(onnx_dir / ONNX_FILE)
-            shutil.copy(torch_dir / TOKENIZER_FILE, onnx_dir / TOKENIZER_FILE)
+        with step(console, 6, "fp16 ONNX model for the GPU"):
+            fp16 = optimize_for_gpu(exported, scratch / "onnx-gpu-fp16", fp16=True)
+            fp16_check = fp16_parity(fp16, optimize_for_gpu(exported, scratch / "onnx-gpu-fp32", fp16=False), classifier_of, reference)
+            console.print(f"fp16 graph {fp16.stat().st_size / 1e6:.1f} MB; {fp16_check['summary']}")
+
+        with step(console, 7, "model store"):
+            onnx_dir, fp16_dir = model_folder(scratch / "onnx", chosen.model_file, torch_dir), model_folder(scratch / "fp16", fp16, torch_dir)
             metadata = {
                 "labels": labels,
                 "max_length": config.max_length,
@@ -149,11 +154,22 @@ def run(config: TrainExportConfig, console: Console, data: Data | None = None) -
                 "validation_texts": len(texts),
                 "onnx_fp32_bytes": fp32.stat().st_size,
                 "onnx_int8_bytes": chosen.size_bytes,
+                "onnx_fp16_bytes": (fp16_dir / ONNX_FILE).stat().st_size,
                 "export_config": config.model_dump(mode="json", exclude_none=True),  # the store takes no None
             } | data.recipe.metadata()
             quantization = chosen.variant.model_dump(mode="json") | {"tried": [t.record() for t in trials]}
             version = bentoml.Tag(config.name).make_new_version().version
             model_labels = {"task": "text-classification", "recipe": data.recipe.fingerprint} | config.labels
-            torch_tag, onnx_tag = save_models(config.name, version, torch_dir, onnx_dir, metadata, model_labels, {"quantization": quantization})
-            console.print(f"saved [bold]{torch_tag}[/] and [bold]{onnx_tag}[/]")
-    return ExportResult(torch_tag, onnx_tag, torch_accuracy, int8_accuracy, chosen, data.recipe)
+            models = [ModelFiles(TORCH, torch_dir), ModelFiles(ONNX, onnx_dir, {"quantization": quantization}),
+                      ModelFiles(ONNX_FP16, fp16_dir, {"fp16_parity": fp16_check})]
+            torch_tag, onnx_tag, fp16_tag = save_models(config.name, version, models, metadata, model_labels)
+            console.print(f"saved [bold]{torch_tag}[/], [bold]{onnx_tag}[/] and [bold]{fp16_tag}[/]")
+    return ExportResult(torch_tag, onnx_tag, fp16_tag, torch_accuracy, int8_accuracy, chosen, fp16_check, data.recipe)
+
+
+def model_folder(folder: Path, onnx_file: Path, torch_dir: Path) -> Path:
+    """An ONNX model as the store keeps it: the graph and the torch model's tokenizer.json."""
+    folder.mkdir()
+    onnx_file.rename(folder / ONNX_FILE)
+    shutil.copy(torch_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    return folder

@@ -1,45 +1,57 @@
-"""Step 6: both models into the BentoML store in one go, or neither."""
+"""Step 7: every model of an export into the BentoML store in one go, or none."""
 
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import bentoml
 from bentoml.exceptions import NotFound
 
-from textclf.core.model_card import ONNX, TORCH, model_tag
+from textclf.core.model_card import ONNX, ONNX_FP16, TORCH, model_tag
+
+FORMAT_LABELS = {TORCH: "torch", ONNX: "onnx-int8", ONNX_FP16: "onnx-fp16"}
 
 
-def save_models(
-    name: str, version: str, torch_dir: Path, onnx_dir: Path, metadata: dict[str, Any], labels: dict[str, str], onnx_metadata: dict[str, Any] | None = None
-) -> tuple[bentoml.Tag, bentoml.Tag]:
-    """`bentoml.models.create` commits a model only when its block exits cleanly; nesting the two
-    blocks and deleting the inner (ONNX) model if the outer (torch) one fails keeps the pair whole.
-    `onnx_metadata` goes to the ONNX model only (how it was quantized)."""
-    torch_tag = bentoml.Tag.from_taglike(model_tag(name, TORCH, version))
-    onnx_tag = bentoml.Tag.from_taglike(model_tag(name, ONNX, version))
+@dataclass(frozen=True)
+class ModelFiles:
+    """One model of an export: its format, the folder of its files, and what only it carries."""
+
+    model_format: str
+    folder: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def save_models(name: str, version: str, models: list[ModelFiles], metadata: dict[str, Any], labels: dict[str, str]) -> list[bentoml.Tag]:
+    """`bentoml.models.create` commits a model only when its block exits cleanly. The blocks are
+    nested, so the last model commits first; if a later commit (or anything in between) fails, the
+    models already committed are deleted again: the store gets the whole export or nothing of it."""
+    tags = [bentoml.Tag.from_taglike(model_tag(name, m.model_format, version)) for m in models]
     try:
-        with bentoml.models.create(torch_tag, labels=labels | {"format": "torch"}, metadata=metadata) as torch_model:
-            shutil.copytree(torch_dir, torch_model.path, dirs_exist_ok=True)
-            with bentoml.models.create(onnx_tag, labels=labels | {"format": "onnx-int8"}, metadata=metadata | (onnx_metadata or {})) as onnx_model:
-                shutil.copytree(onnx_dir, onnx_model.path, dirs_exist_ok=True)
+        with ExitStack() as stack:
+            for files, tag in zip(models, tags, strict=True):
+                labelled = labels | {"format": FORMAT_LABELS[files.model_format]}
+                model = stack.enter_context(bentoml.models.create(tag, labels=labelled, metadata=metadata | files.metadata))
+                shutil.copytree(files.folder, model.path, dirs_exist_ok=True)
     except BaseException:
-        try:
-            bentoml.models.delete(onnx_tag)
-        except NotFound:
-            pass
+        for tag in tags:
+            try:
+                bentoml.models.delete(tag)
+            except NotFound:
+                pass
         raise
-    return torch_tag, onnx_tag
+    return tags
 
 
-def stored_pair(name: str, recipe: str) -> tuple[bentoml.Tag, bentoml.Tag] | None:
-    """The latest NAME-torch and NAME-onnx, if they are one export (same version) made from `recipe`."""
+def stored_export(name: str, recipe: str, model_formats: tuple[str, ...] = (TORCH, ONNX, ONNX_FP16)) -> list[bentoml.Tag] | None:
+    """The latest model of each format, if they are one export (same version) made from `recipe`."""
     try:
-        torch_model, onnx_model = (bentoml.models.get(model_tag(name, model_format)) for model_format in (TORCH, ONNX))
+        models = [bentoml.models.get(model_tag(name, model_format)) for model_format in model_formats]
     except NotFound:
         return None
-    if torch_model.tag.version != onnx_model.tag.version or onnx_model.info.labels.get("recipe") != recipe:
+    if len({m.tag.version for m in models}) != 1 or any(m.info.labels.get("recipe") != recipe for m in models):
         return None
-    return torch_model.tag, onnx_model.tag
+    return [m.tag for m in models]

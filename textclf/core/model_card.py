@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-# The formats one export writes, each a model of its own in the store: <name>-<format>.
-TORCH, ONNX = "torch", "onnx"
+# The formats one export writes, each a model of its own in the store, <name>-<format>: the torch
+# model (GPU, torch), the int8 ONNX model (CPU), the fp16 ONNX model (GPU, onnxruntime-gpu).
+TORCH, ONNX, ONNX_FP16 = "torch", "onnx", "onnx-fp16"
 
 
 def model_tag(name: str, model_format: str, version: str = "latest") -> str:
