@@ -1,5 +1,6 @@
 """HTTP predict API. On the CPU (the default) the int8 ONNX model runs inside the HTTP process with
-its own batcher; on a GPU the torch model runs in a runner service that owns the device."""
+its own batcher; on a GPU a runner service owns the device and runs the torch model
+(TextClassifierGPU) or the fp16 ONNX model on onnxruntime-gpu (TextClassifierOnnxGPU)."""
 
 from functools import partial
 
@@ -13,6 +14,7 @@ from textclf.api.schemas import PredictRequest, PredictResponse, TextScores
 from textclf.bentoml_compat.service_config import RUNNER_CONNECTION, json_list, untraced
 from textclf.bentoml_compat.shutdown_drain import DrainBeforeExit
 from textclf.config import settings
+from textclf.core.classifier import Classifier
 from textclf.core.model_card import ModelCard
 
 SETTINGS = settings()
@@ -46,11 +48,22 @@ class TextClassifier:
         self.local.close()
 
 
-@bentoml.service(workers=1, resources={"gpu": 1}, traffic={"timeout": 30}, logging={"access": {"enabled": False}},
-                 **RUNNER_CONNECTION, **untraced(SETTINGS, "/classify"))
-class TorchRunner:
+class GpuRunner:
     """One process owns the GPU; BentoML batches the HTTP workers' calls (textclf/bentoml_compat/batch_dispatch.py)."""
 
+    classifier: Classifier
+
+    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
+    def classify(self, texts: list[str]) -> json_list(TextScores):
+        return self.classifier.classify(texts)
+
+
+GPU_RUNNER_CONFIG = {"workers": 1, "resources": {"gpu": 1}, "traffic": {"timeout": 30}, "logging": {"access": {"enabled": False}}}
+GPU_RUNNER_CONFIG |= RUNNER_CONNECTION | untraced(SETTINGS, "/classify")
+
+
+@bentoml.service(**GPU_RUNNER_CONFIG)
+class TorchRunner(GpuRunner):
     model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
 
     def __init__(self) -> None:
@@ -58,15 +71,22 @@ class TorchRunner:
 
         self.classifier = torch_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
-    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
-    def classify(self, texts: list[str]) -> json_list(TextScores):
-        return self.classifier.classify(texts)
+
+@bentoml.service(**GPU_RUNNER_CONFIG)
+class OnnxGpuRunner(GpuRunner):
+    model = bentoml.models.BentoModel(SETTINGS.onnx_fp16_model_tag)
+
+    def __init__(self) -> None:
+        from textclf.core.loading import gpu_onnx_classifier
+
+        self.classifier = gpu_onnx_classifier(self.model.path, self.model.info.metadata, SETTINGS)
 
 
-@bentoml.service(name="text-classifier-gpu", **HTTP_CONFIG)
-class TextClassifierGPU:
-    runner = bentoml.depends(TorchRunner)
-    model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)  # the runner's: its labels, read here at start
+class GpuHTTP:
+    """The HTTP layer in front of a GPU runner; `runner` and its `model` are set by each service."""
+
+    runner: "TorchRunner | OnnxGpuRunner"
+    model: bentoml.models.BentoModel  # the runner's: its labels, read here at start
 
     def __init__(self) -> None:
         from textclf.core.remote_model import RemoteModel
@@ -80,8 +100,21 @@ class TextClassifierGPU:
         return await predictions.predict(self.remote, text, texts, top_k)
 
 
+@bentoml.service(name="text-classifier-gpu", **HTTP_CONFIG)
+class TextClassifierGPU(GpuHTTP):
+    runner = bentoml.depends(TorchRunner)
+    model = bentoml.models.BentoModel(SETTINGS.torch_model_tag)
+
+
+@bentoml.service(name="text-classifier-gpu-onnx", **HTTP_CONFIG)
+class TextClassifierOnnxGPU(GpuHTTP):
+    runner = bentoml.depends(OnnxGpuRunner)
+    model = bentoml.models.BentoModel(SETTINGS.onnx_fp16_model_tag)
+
+
 # Non-JSON bodies get 415 and oversized ones 413 before BentoML reads them whole (textclf/api/body_limit.py).
-for http_service in (TextClassifier, TextClassifierGPU):
+for http_service in (TextClassifier, TextClassifierGPU, TextClassifierOnnxGPU):
     http_service.add_asgi_middleware(BodyLimit, settings=SETTINGS)
-# On SIGTERM the runner serves on until the HTTP service has sent its last call (textclf/bentoml_compat/shutdown_drain.py).
-TorchRunner.add_asgi_middleware(DrainBeforeExit)
+# On SIGTERM a runner serves on until the HTTP service has sent its last call (textclf/bentoml_compat/shutdown_drain.py).
+for runner_service in (TorchRunner, OnnxGpuRunner):
+    runner_service.add_asgi_middleware(DrainBeforeExit)

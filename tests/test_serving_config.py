@@ -42,7 +42,7 @@ def test_every_api_route_is_untraced_unless_tracing_is_asked_for() -> None:
 
     import service
 
-    for svc in (service.TextClassifier, service.TextClassifierGPU, service.TorchRunner):
+    for svc in (service.TextClassifier, service.TextClassifierGPU, service.TorchRunner, service.TextClassifierOnnxGPU, service.OnnxGpuRunner):
         excluded = ExcludeList(svc.config["tracing"]["excluded_urls"])
         for api in svc.apis.values():
             assert excluded.url_disabled(f"http://127.0.0.1:3000{api.route}"), (svc.name, api.route)

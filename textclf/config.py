@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from textclf.core.model_card import ONNX, TORCH, model_tag
+from textclf.core.model_card import ONNX, ONNX_FP16, TORCH, model_tag
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving.yaml"
 ENV_PREFIX = "TEXTCLF_"
@@ -32,6 +32,8 @@ class ServingSettings(BaseModel):
     workers: int = Field(1, ge=1)
     trace_requests: bool = False
     device: Literal["cuda", "cpu"] = "cuda"
+    tensorrt: bool = False
+    gpu_allow_cpu: bool = False
 
     @property
     def onnx_model_tag(self) -> str:
@@ -40,6 +42,10 @@ class ServingSettings(BaseModel):
     @property
     def torch_model_tag(self) -> str:
         return model_tag(self.model_name, TORCH)
+
+    @property
+    def onnx_fp16_model_tag(self) -> str:
+        return model_tag(self.model_name, ONNX_FP16)
 
 
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> ServingSettings:

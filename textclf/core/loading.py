@@ -61,7 +61,8 @@ def check_output_width(name: str, encoder: TextEncoder, backend: Backend, labels
         )
 
 
-def onnx_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: ServingSettings) -> Classifier:
+def _onnx_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: ServingSettings,
+                     providers: list[str] | None, pass_max_tokens: int | None) -> Classifier:
     from textclf.backends.onnx import OnnxBackend
 
     model_dir = Path(model_dir)
@@ -69,10 +70,25 @@ def onnx_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: S
     card = read_card(name, metadata)
     require_files(model_dir, ONNX_FILE, TOKENIZER_FILE)
     encoder = TextEncoder.from_file(model_dir / TOKENIZER_FILE, card.max_length)
-    backend = OnnxBackend(model_dir / ONNX_FILE, settings.intra_op_threads)
+    backend = OnnxBackend(model_dir / ONNX_FILE, settings.intra_op_threads, providers)
     check_output_width(name, encoder, backend, card.labels)
-    return Classifier(encoder, backend, card.labels, settings.forward_batch_texts, settings.pass_overhead_tokens,
-                      settings.cpu_pass_max_tokens)
+    return Classifier(encoder, backend, card.labels, settings.forward_batch_texts, settings.pass_overhead_tokens, pass_max_tokens)
+
+
+def onnx_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: ServingSettings) -> Classifier:
+    """An ONNX model on the CPU; its passes hold at most cpu_pass_max_tokens padded tokens."""
+    return _onnx_classifier(model_dir, metadata, settings, None, settings.cpu_pass_max_tokens)
+
+
+def gpu_onnx_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: ServingSettings) -> Classifier:
+    """The fp16 model on CUDA (a GPU wants big passes: no token cap); stops with a clear error where
+    onnxruntime has no CUDA, unless gpu_allow_cpu is set."""
+    import onnxruntime as ort
+
+    from textclf.backends.onnx import gpu_providers
+
+    providers = gpu_providers(ort.get_available_providers(), settings.tensorrt, settings.gpu_allow_cpu)
+    return _onnx_classifier(model_dir, metadata, settings, providers, None)
 
 
 def torch_classifier(model_dir: str | Path, metadata: dict[str, Any], settings: ServingSettings) -> Classifier:
