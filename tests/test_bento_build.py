@@ -1,5 +1,5 @@
-"""`bentoml build` of both bentofiles against the tests' store: each bento carries only its own model,
-its own Python requirements and its own backend module."""
+"""`bentoml build` of the three bentofiles against the tests' store: each bento carries only its own
+model, its own Python requirements and its own backend module."""
 
 from __future__ import annotations
 
@@ -83,6 +83,20 @@ def gpu_bento(tiny_export) -> Built:
     return Built(build("bentofile.gpu.yaml"))
 
 
+@pytest.fixture(scope="module")
+def gpu_onnx_bento(tiny_export) -> Built:
+    return Built(build("bentofile.gpu-onnx.yaml"))
+
+
+def containerfile(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The Dockerfile `bentoml containerize` would use (CUDA base images cannot be pulled here)."""
+    from bentoml.container import get_containerfile
+
+    monkeypatch.chdir(tempfile.gettempdir())  # bentoml#5566: a Dockerfile template is only read from below the cwd
+    get_containerfile(built.bento.tag, output_path=str(tmp_path / "Dockerfile"))
+    return (tmp_path / "Dockerfile").read_text()
+
+
 def test_cpu_bento_carries_exactly_the_onnx_model(cpu_bento: Built, tiny_export) -> None:
     assert cpu_bento.bento.info.name == "text-classifier"
     assert cpu_bento.bento.info.labels.get("variant") == "cpu"
@@ -158,14 +172,7 @@ def test_gpu_bento_source_has_the_torch_backend_and_runs_on_cuda(gpu_bento: Buil
 
 
 def test_gpu_dockerfile_starts_from_cuda_runtime_and_installs_cuda_torch(gpu_bento: Built, tmp_path, monkeypatch) -> None:
-    # The CUDA base image cannot be pulled here, so the image is not built: the Dockerfile that
-    # `bentoml containerize` would use is checked instead.
-    from bentoml.container import get_containerfile
-
-    monkeypatch.chdir(tempfile.gettempdir())  # bentoml#5566: a Dockerfile template is only read from below the cwd
-
-    get_containerfile(gpu_bento.bento.tag, output_path=str(tmp_path / "Dockerfile"))
-    dockerfile = (tmp_path / "Dockerfile").read_text()
+    dockerfile = containerfile(gpu_bento, tmp_path, monkeypatch)
     base = next(line for line in dockerfile.splitlines() if line.startswith("FROM "))
     assert base.startswith("FROM nvidia/cuda:") and "-runtime-" in base, base
     requirements = gpu_bento.requirements()
@@ -175,15 +182,34 @@ def test_gpu_dockerfile_starts_from_cuda_runtime_and_installs_cuda_torch(gpu_ben
 
 
 def test_cpu_dockerfile_is_two_stage_without_build_tools_in_the_final_stage(cpu_bento: Built, tmp_path, monkeypatch) -> None:
-    from bentoml.container import get_containerfile
-
-    monkeypatch.chdir(tempfile.gettempdir())  # bentoml#5566: a Dockerfile template is only read from below the cwd
-
-    get_containerfile(cpu_bento.bento.tag, output_path=str(tmp_path / "Dockerfile"))
-    dockerfile = (tmp_path / "Dockerfile").read_text()
+    dockerfile = containerfile(cpu_bento, tmp_path, monkeypatch)
     final_stage = dockerfile.split("AS base-container", 1)[1]
     assert "AS builder" in dockerfile and "COPY --from=builder /app /app" in final_stage
     builder = dockerfile.split("AS base-container", 1)[0]
     assert "UV_REQUIRE_HASHES=1" in builder and "install.sh" in builder  # the lock, installed in hash-checking mode
     assert not any(word in final_stage for word in ("build-essential", "git ", "uv pip", "pip install"))
     assert "USER bentoml" in final_stage
+
+
+def test_gpu_onnx_bento_carries_exactly_the_fp16_model(gpu_onnx_bento: Built, tiny_export) -> None:
+    assert gpu_onnx_bento.bento.info.name == "text-classifier-gpu-onnx"
+    assert gpu_onnx_bento.bento.info.labels.get("variant") == "gpu-onnx"
+    assert gpu_onnx_bento.model_tags() == gpu_onnx_bento.yaml_model_tags() == {str(tiny_export.fp16_tag)}
+
+
+def test_gpu_onnx_bento_has_onnxruntime_gpu_alone_and_no_torch(gpu_onnx_bento: Built) -> None:
+    requirements = gpu_onnx_bento.requirements()
+    assert {"bentoml", "onnxruntime-gpu", "tokenizers"} <= requirements
+    # With the CPU onnxruntime beside it onnxruntime-gpu shows only its CPU provider.
+    assert not requirements & {"onnxruntime", "torch", "transformers", "optimum"}, requirements
+    files = gpu_onnx_bento.src_files()
+    assert {"service.py", "textclf/backends/onnx.py", "textclf/core/loading.py"} <= files and "textclf/backends/torch.py" not in files
+
+
+def test_gpu_onnx_dockerfile_starts_from_the_cuda_13_runtime_with_cudnn(gpu_onnx_bento: Built, tmp_path, monkeypatch) -> None:
+    """onnxruntime-gpu 1.31.1 is built for CUDA 13 and cuDNN 9 (bentofile.gpu-onnx.yaml says how that was read)."""
+    dockerfile = containerfile(gpu_onnx_bento, tmp_path, monkeypatch)
+    base = next(line for line in dockerfile.splitlines() if line.startswith("FROM "))
+    assert re.match(r"FROM nvidia/cuda:13\.\d+\.\d+-cudnn-runtime-ubuntu", base), base
+    pins = (gpu_onnx_bento.path / "env/python/requirements.txt").read_text()
+    assert "onnxruntime-gpu==1.31.1" in pins and "torch" not in pins
