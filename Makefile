@@ -16,10 +16,12 @@ image: model
 	bash scripts/containerize.sh bentofile.yaml textclf-cpu:latest
 
 # Size report of the CPU image next to the stock BentoML image of the same bento:
-# reports/image_sizes.{md,json,png}.
+# reports/image_sizes.{md,json,png}; and the two GPU images on paper, from the registry's wheel
+# sizes (no CUDA base image can be pulled here): reports/gpu_sizes.{md,json}.
 sizes: model
 	bash scripts/ensure_docker.sh
 	.venv/bin/python scripts/image_report.py
+	.venv/bin/python scripts/gpu_sizes.py
 
 # Our service against baseline T (transformers), baseline O (FastAPI + onnxruntime) and the
 # in-process limit L, one server at a time, the close ratios in 3 rounds (~19 min on 2 cores): reports/bench/bench.{md,json,png}.
