@@ -26,7 +26,7 @@ def gpu_providers(available: list[str], tensorrt: bool, allow_cpu: bool) -> list
         return [CPU]
     raise NoGpuError(
         f"onnxruntime offers no CUDA execution provider here (it has: {', '.join(available)}). The GPU image needs "
-        "onnxruntime-gpu alone (with onnxruntime beside it only the CPU provider shows up), a CUDA 12 runtime with cuDNN 9, "
+        "onnxruntime-gpu alone (with onnxruntime beside it only the CPU provider shows up), a CUDA 13 runtime with cuDNN 9, "
         "and a GPU the container can see (--gpus / nvidia.com/gpu). Set TEXTCLF_GPU_ALLOW_CPU=true to run on the CPU instead."
     )
 
