@@ -18,6 +18,7 @@ from train_export.default_corpus.text_filter import clean
 
 CAP = 800  # above every language's hand-written lines, so all of them must land, and registry text tops them up
 REPO = Path(__file__).resolve().parents[1]
+HELDOUT, HELDOUT_DOCS = REPO / "tests" / "data" / "heldout", REPO / "tests" / "data" / "heldout_docs"
 
 # Unicode blocks, written out independently of the builder's own script test.
 BLOCKS = {
@@ -96,6 +97,21 @@ def test_no_hand_written_line_is_written_under_two_labels() -> None:
         for line in written(language):
             labels_of[line].add(language)
     assert {line: labels for line, labels in labels_of.items() if len(labels) > 1} == {}
+
+
+def same_words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def test_no_heldout_line_is_training_text() -> None:
+    """The held-out figures (README, tests/test_default_model.py) are only honest if none of their
+    lines is among what the model may train on, however it is cased or punctuated."""
+    registry = default_corpus.registry_texts()
+    for language in LANGUAGES:
+        training = {same_words(text) for text in (*written(language), *registry[language])}
+        for folder in (HELDOUT, HELDOUT_DOCS):
+            heldout = (folder / f"{language}.txt").read_text("utf-8").splitlines()
+            assert [line for line in heldout if same_words(line) in training] == [], (folder.name, language)
 
 
 def test_a_small_cap_is_met_from_hand_written_lines_alone(tmp_path: Path) -> None:
