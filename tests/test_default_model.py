@@ -16,11 +16,11 @@ from tests.figures import record
 from train_export.default_corpus import LANGUAGES
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-# Regression guards under what the default recipe gives (99.0 % overall, 95 % for its weakest
-# languages in the run of README "The default model"; the same recipe trains within 0.3 points of it
-# on another machine): the figures themselves are printed by `scripts/accuracy_report.py`.
-MIN_HELDOUT_ACCURACY = 0.985  # all 2,000 held-out sentences
-MIN_LANGUAGE_ACCURACY = 0.92  # each language's 100
+# The default model's goals (issue 12): 99 % of all held-out sentences and 97 % of each language's.
+# The recipe is deterministic (three trainings from nothing gave the same weights, bit for bit), so
+# the test holds it to the goals themselves, not to guards below them; scripts/accuracy_report.py prints the figures.
+MIN_HELDOUT_ACCURACY = 0.99  # all 2,000 held-out sentences
+MIN_LANGUAGE_ACCURACY = 0.97  # each language's 100
 
 
 @pytest.mark.parametrize(
