@@ -3,6 +3,7 @@ its own batcher; on a GPU a runner service owns the device and runs the torch mo
 (TextClassifierGPU) or the fp16 ONNX model on onnxruntime-gpu (TextClassifierOnnxGPU)."""
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import bentoml
 
@@ -14,11 +15,14 @@ from textclf.api.schemas import PredictRequest, PredictResponse, TextScores
 from textclf.bentoml_compat.service_config import RUNNER_CONNECTION, json_list, untraced
 from textclf.bentoml_compat.shutdown_drain import DrainBeforeExit
 from textclf.config import settings
-from textclf.core.classifier import Classifier
 from textclf.core.model_card import ModelCard
 
+if TYPE_CHECKING:
+    from textclf.core.classifier import Classifier
+
 SETTINGS = settings()
-bentoml_compat.apply()
+if bentoml_compat.in_worker():  # not in `bentoml serve`'s supervisor (textclf/bentoml_compat)
+    bentoml_compat.apply()
 HTTP_CONFIG = {"traffic": {"timeout": 30, "max_concurrency": SETTINGS.max_concurrency}} | untraced(SETTINGS, "/predict")
 
 
@@ -51,7 +55,7 @@ class TextClassifier:
 class GpuRunner:
     """One process owns the GPU; BentoML batches the HTTP workers' calls (textclf/bentoml_compat/batch_dispatch.py)."""
 
-    classifier: Classifier
+    classifier: "Classifier"
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def classify(self, texts: list[str]) -> json_list(TextScores):

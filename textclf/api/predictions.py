@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Protocol
 
-import numpy as np
 from starlette.responses import JSONResponse
 
 from textclf.api.errors import BadRequest, ServiceError, error_response
@@ -28,9 +27,10 @@ def check_top_k(top_k: int, labels: list[str]) -> None:
 
 
 def to_prediction(result: TextScores, labels: list[str], top_k: int) -> Prediction:
-    scores = np.asarray(result.scores)
-    best = np.argsort(-scores, kind="stable")[:top_k]
-    ranked = [LabelScore(label=labels[i], score=round(float(scores[i]), 6)) for i in best]
+    scores = result.scores
+    # Plain Python, not numpy: this module is imported by `bentoml serve`'s supervisor too (service.py).
+    best = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]  # stable: ties keep label order
+    ranked = [LabelScore(label=labels[i], score=round(scores[i], 6)) for i in best]
     return Prediction(
         label=ranked[0].label,
         score=ranked[0].score,
