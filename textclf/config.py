@@ -27,7 +27,7 @@ class ServingSettings(BaseModel):
     max_concurrency: int = Field(128, ge=1)
     forward_batch_texts: int = Field(32, ge=1)
     pass_overhead_tokens: int = Field(32, ge=0)
-    cpu_pass_max_tokens: int = Field(2048, ge=1)
+    cpu_pass_max_tokens: int = Field(1024, ge=1)
     intra_op_threads: int = Field(2, ge=0)
     workers: int = Field(1, ge=1)
     trace_requests: bool = False
