@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 SETTINGS = settings()
 if bentoml_compat.in_worker():  # not in `bentoml serve`'s supervisor (textclf/bentoml_compat)
     bentoml_compat.apply()
-HTTP_CONFIG = {"traffic": {"timeout": 30, "max_concurrency": SETTINGS.max_concurrency}} | untraced(SETTINGS, "/predict")
+HTTP_CONFIG = {"traffic": {"timeout": 30, "max_concurrency": SETTINGS.max_concurrency}, "logging": {"access": {"enabled": SETTINGS.access_log}}}
+HTTP_CONFIG |= untraced(SETTINGS, "/predict")
 
 
 @bentoml.service(name="text-classifier", workers=SETTINGS.workers, **HTTP_CONFIG)

@@ -180,8 +180,9 @@ def serving(service: str, env: dict[str, str], log: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def cpu_server(tiny_export, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The CPU service on the tiny model, with small limits so that the limit errors are cheap to hit."""
-    env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_MAX_TEXT_CHARS": "2000", "TEXTCLF_MAX_BATCH_TEXTS": "8"}
+    """The CPU service on the tiny model, with small limits so that the limit errors are cheap to hit,
+    and its access log on (default_server runs with it off, the default)."""
+    env = {"TEXTCLF_MODEL_NAME": "tiny", "TEXTCLF_MAX_TEXT_CHARS": "2000", "TEXTCLF_MAX_BATCH_TEXTS": "8", "TEXTCLF_ACCESS_LOG": "true"}
     with serving("service:TextClassifier", env, tmp_path_factory.mktemp("logs") / "cpu.log") as server:
         yield server
 

@@ -474,8 +474,9 @@ def log_once_it_shows(server: Server, needle: str, offset: int = 0, seconds: flo
 
 
 def test_predict_is_access_logged_without_an_opentelemetry_span(cpu_server: Server) -> None:
-    """trace_requests is off by default: BentoML appends "(trace=...,span=...)" to the access log line
-    of a request it built a span for; a /predict line must have none, and must still be there."""
+    """With access_log on (cpu_server), each request gets its line; trace_requests is off by default:
+    BentoML appends "(trace=...,span=...)" to the access log line of a request it built a span for,
+    and a /predict line must have none."""
     body = '{"text": "hello world"}' + " " * 777  # a body length no other test sends: finds its line
     response = httpx.post(f"{cpu_server.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
     ok_json(response)
@@ -483,6 +484,17 @@ def test_predict_is_access_logged_without_an_opentelemetry_span(cpu_server: Serv
     lines = [line for line in log_once_it_shows(cpu_server, mark).splitlines() if mark in line]
     assert "(status=200" in lines[-1]
     assert "trace=" not in lines[-1], lines[-1]
+
+
+def test_no_access_log_by_default(default_server: Server) -> None:
+    """access_log is off by default: a request leaves no line, while the one-line log of a bad request
+    (written after it, by the same process) still appears."""
+    offset = default_server.log.stat().st_size
+    body = '{"text": "hello world"}' + " " * 778
+    ok_json(httpx.post(f"{default_server.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30))
+    assert default_server.post({"txt": "hello"}).status_code == 400
+    new = log_once_it_shows(default_server, "Extra inputs are not permitted", offset)
+    assert f"length={len(body)})" not in new and "path=/predict" not in new, new
 
 
 def test_a_bad_request_is_logged_in_one_line_without_a_traceback(cpu_server: Server) -> None:

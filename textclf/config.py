@@ -30,6 +30,7 @@ class ServingSettings(BaseModel):
     cpu_pass_max_tokens: int = Field(1024, ge=1)
     intra_op_threads: int = Field(2, ge=0)
     workers: int = Field(1, ge=1)
+    access_log: bool = False
     trace_requests: bool = False
     device: Literal["cuda", "cpu"] = "cuda"
     tensorrt: bool = False
