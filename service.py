@@ -98,7 +98,7 @@ class GpuHTTP:
 
         labels = ModelCard.from_metadata(self.model.info.metadata).labels
         # The runner's client learns its methods once it has connected: look classify up per call.
-        self.remote = RemoteModel(labels, lambda texts: self.runner.to_async.classify(texts), SETTINGS.max_batch_size, SETTINGS.max_latency_ms)
+        self.remote = RemoteModel(labels, lambda texts: self.runner.to_async.classify(texts), SETTINGS.max_batch_size, SETTINGS.max_latency_ms / 1000)
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     async def predict(self, text: str | None, texts: list[str] | None, top_k: int) -> PredictResponse:

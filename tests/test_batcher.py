@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from textclf.api.errors import Overloaded
-from textclf.core.batcher import Batcher
+from textclf.core.batcher import Batcher, in_thread
 
 RUN_S = 0.2  # each run of the stand-in model: long enough that "during a run" holds on a busy machine
 
@@ -33,7 +33,7 @@ class Model:
 
 
 def batcher(model: Model, max_texts: int = 64, max_wait_s: float = 10.0, observe=lambda n: None) -> Batcher[int]:
-    return Batcher(model, ThreadPoolExecutor(1, thread_name_prefix="model"), max_texts, max_wait_s, observe)
+    return Batcher(in_thread(ThreadPoolExecutor(1, thread_name_prefix="model"), model), max_texts, max_wait_s, observe)
 
 
 def test_a_lone_request_runs_at_once_in_the_model_thread() -> None:

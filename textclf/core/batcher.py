@@ -1,10 +1,11 @@
-"""Adaptive batching inside the HTTP process: the requests queued while the model runs go into its
-next run together, and a request that finds the model idle runs at once.
+"""Adaptive batching, the same for every model: the requests queued while a run is in progress go
+into the next run together, and a request that finds no run in progress runs at once.
 
-The model runs in one worker thread (onnxruntime and tokenizers release the GIL), so the event loop
-goes on parsing and answering requests meanwhile. Nothing waits for more requests to arrive: under
-load batches form by themselves, from what queued during a run (16 texts per run at concurrency 32
-in the benchmark), and a wait would only delay a request that comes alone (README "Speed").
+One run at a time: the in-process CPU model in its worker thread (textclf/core/local_model.py), or
+one call to the GPU runner service (textclf/core/remote_model.py), whose every call costs the
+runner ~2 ms of CPU whatever its size. Nothing waits for more requests to arrive: under load
+batches form by themselves, from what queued during a run (16 texts per run at concurrency 32 in
+the benchmark), and a wait would only delay a request that comes alone (README "Speed").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -31,8 +32,8 @@ class _Request(Generic[R]):
 
 
 class Batcher(Generic[R]):
-    """`await batcher(texts)` gives `run(texts)`'s results, run in `executor` with the texts of the
-    other requests queued at the time.
+    """`await batcher(texts)` gives `await run(texts)`'s results, run with the texts of the other
+    requests queued at the time.
 
     A run takes whole requests, oldest first, up to `max_texts` texts (a larger request runs alone).
     A request still queued `max_wait_s` after it arrived is answered with Overloaded (503) instead
@@ -40,10 +41,10 @@ class Batcher(Generic[R]):
     """
 
     def __init__(
-        self, run: Callable[[list[str]], Sequence[R]], executor: Executor, max_texts: int, max_wait_s: float,
+        self, run: Callable[[list[str]], Awaitable[Sequence[R]]], max_texts: int, max_wait_s: float,
         observe: Callable[[int], None] = lambda n: None,
     ) -> None:
-        self._run, self._executor = run, executor
+        self._run = run
         self._max_texts, self._max_wait_s, self._observe = max_texts, max_wait_s, observe
         self._queue: deque[_Request[R]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -71,11 +72,10 @@ class Batcher(Generic[R]):
         return taken
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while requests := self._take():
             texts = [text for request in requests for text in request.texts]
             try:
-                results = await loop.run_in_executor(self._executor, self._run, texts)
+                results = await self._run(texts)
             except Exception as error:  # every caller of this run gets the error; the batcher goes on
                 for request in requests:
                     if not request.future.done():
@@ -86,3 +86,13 @@ class Batcher(Generic[R]):
             for request, end in zip(requests, ends, strict=True):
                 if not request.future.done():
                     request.future.set_result(list(results[end - len(request.texts) : end]))
+
+
+def in_thread(executor: Executor, run: Callable[[list[str]], Sequence[R]]) -> Callable[[list[str]], Awaitable[Sequence[R]]]:
+    """`run` made awaitable in `executor`: onnxruntime and tokenizers release the GIL, so the event
+    loop goes on parsing and answering requests while the model runs."""
+
+    async def run_in_thread(texts: list[str]) -> Sequence[R]:
+        return await asyncio.get_running_loop().run_in_executor(executor, run, texts)
+
+    return run_in_thread

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from textclf.api.errors import ModelNotReady
 from textclf.api.schemas import TextScores
-from textclf.core.batcher import Batcher
+from textclf.core.batcher import Batcher, in_thread
 from textclf.core.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class LocalModel:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._loading: Future[Classifier] = self._thread.submit(load)
         self._loading.add_done_callback(self._log_outcome)
-        self._batcher = Batcher(self._classify, self._thread, max_texts, max_wait_s, observe)
+        self._batcher = Batcher(in_thread(self._thread, self._classify), max_texts, max_wait_s, observe)
         try:
             self._labels, self._card_error = read_labels(), None
         except Exception as error:  # the load fails on it too, and logs it: not ready, never a crash loop
