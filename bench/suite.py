@@ -20,7 +20,8 @@ import httpx
 from bench import load
 from bench.models import REPO, StoredModel, base_model, seed_in_store, seed_recipe, stored, validation_texts
 from bench.servers.launch import ServerSpec, cpu_seconds, start, stop
-from bench.texts import HELDOUT, LANGUAGES, TextSet, build_sets
+from bench.texts import TextSet, build_sets
+from train_export.default_corpus.heldout import heldout_lines
 
 SERVER_NAMES = ("ours", "ours-2w", "O", "O-seed", "ours-seed", "T")
 # The servers of the ours / O targets (and O-seed, reported beside them): measured again in extra
@@ -244,7 +245,7 @@ def batch_metrics(url: str) -> tuple[float, float] | None:
 
 
 def heldout_texts(limit: int) -> list[str]:
-    per_language = [(HELDOUT / f"{language}.txt").read_text(encoding="utf-8").splitlines() for language in LANGUAGES]
+    per_language = list(heldout_lines().values())
     interleaved = [lines[i] for i in range(max(map(len, per_language))) for lines in per_language if i < len(lines)]
     return interleaved[:limit]
 

@@ -32,7 +32,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DATA = REPO / "tests" / "data"
 # Debian package and man-page locale folders per label: the languages Debian translates manuals into.
 MANPAGES = {
     "de": ("manpages-de", ("de",)), "el": ("manpages-el", ("el",)), "en": ("manpages", ("",)), "es": ("manpages-es", ("es",)),
@@ -47,10 +46,6 @@ MIN_WORD_SHARE = 0.6  # of the space-separated tokens, those made of letters onl
 # a sixth of the words, mark a paragraph left untranslated.
 ENGLISH = frozenset("the and of that with which this these from by are be been it its can should must you your if when not have has".split())
 WORD = re.compile(r"^[^\W\d_]+(?:['’-][^\W\d_]+)*[.,;:!?]?$")
-
-
-def lines_of(folder: Path) -> dict[str, list[str]]:
-    return {p.stem: [line for line in p.read_text("utf-8").splitlines() if line.strip()] for p in sorted(folder.glob("*.txt"))}
 
 
 def prose(line: str, language: str) -> bool:
@@ -144,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
     model = bentoml.models.get(args.model)
     classifier = onnx_classifier(model.path, model.info.metadata, settings())
-    sets = {"heldout": lines_of(DATA / "heldout"), "heldout_docs": lines_of(DATA / "heldout_docs")}
+    from train_export.default_corpus.heldout import DOCS, SENTENCES, heldout_lines
+
+    sets = {SENTENCES: heldout_lines(SENTENCES), DOCS: heldout_lines(DOCS)}
     if shutil.which("apt-get") and shutil.which("groff"):
         sets["manpages"] = manpage_lines(args.cache)
     else:

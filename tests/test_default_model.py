@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from tests.conftest import HELDOUT, REPO, USER_BENTOML_HOME, Server
+from tests.conftest import REPO, USER_BENTOML_HOME, Server
 from tests.figures import record
 from train_export.default_corpus import LANGUAGES
+from train_export.default_corpus.heldout import heldout_lines
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 # The default model's goals (issue 12): 99 % of all held-out sentences and 97 % of each language's.
@@ -33,8 +34,7 @@ def test_the_readme_examples(default_server: Server, text: str, label: str) -> N
 
 def test_heldout_accuracy_on_unseen_natural_sentences(default_server: Server) -> None:
     texts, truth = [], []
-    for language in LANGUAGES:
-        lines = (HELDOUT / f"{language}.txt").read_text(encoding="utf-8").splitlines()
+    for language, lines in heldout_lines().items():
         texts += lines
         truth += [language] * len(lines)
     predicted = []
