@@ -15,11 +15,12 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-REPO = Path(__file__).resolve().parent.parent
-HELDOUT = REPO / "tests" / "data" / "heldout"
-SENTENCES = REPO / "train_export" / "default_corpus" / "sentences"
-LANGUAGES = tuple(sorted(p.stem for p in SENTENCES.glob("*.txt")))
-UNSPACED = frozenset({"ja", "th", "zh"})  # measured in characters, joined without spaces
+from train_export.default_corpus import LANGUAGES
+from train_export.default_corpus import SENTENCES_DIR as SENTENCES
+from train_export.default_corpus import heldout
+from train_export.default_corpus.languages import UNSPACED  # measured in characters, joined without spaces
+
+HELDOUT = heldout.HELDOUT_DATA / heldout.SENTENCES
 
 # Shares of the mixed set: chat lines (2-5 words), one sentence, a short message (2-3 sentences),
 # a paragraph (4-8 sentences).

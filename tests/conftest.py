@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from bench.servers.launch import stop_tree
+from train_export.default_corpus import SENTENCES_DIR as SENTENCES
+from train_export.default_corpus import heldout
 
 REPO = Path(__file__).resolve().parents[1]
-SENTENCES = REPO / "train_export" / "default_corpus" / "sentences"
-HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
+HELDOUT = heldout.HELDOUT_DATA / heldout.SENTENCES
 TINY_LABELS = ("en", "fr", "ja", "ru")
 CPU_IMAGE = "textclf-test:latest"
 # The user's store, where the main command puts the default model; the tests' own models go to a
