@@ -22,8 +22,12 @@ TEXTS = ["Bonjour tout le monde, comment allez-vous ?", "Доброе утро, 
 
 @pytest.fixture(scope="module")
 def client(tiny_export) -> Iterator[TestClient]:
-    """The service module imported for the tiny model (its settings are read at import)."""
+    """The service module imported for the tiny model (its settings are read at import), with the
+    patches a serving worker applies (textclf/bentoml_compat)."""
     import service
+    from textclf import bentoml_compat
+
+    bentoml_compat.apply()
 
     os.environ["TEXTCLF_MODEL_NAME"] = "tiny"
     settings.cache_clear()
@@ -48,8 +52,9 @@ def test_answers_equal_the_in_process_model(client: TestClient, tiny_export) -> 
     for text, prediction, expected in zip(TEXTS, response.json(), reference.classify(TEXTS)):
         scores = {item["label"]: item["score"] for item in prediction["top_k"]}
         assert scores == pytest.approx(dict(zip(sorted(TINY_LABELS), expected.scores)), abs=1e-5), text
-    single = client.post("/predict", json={"text": TEXTS[0]}).json()
-    assert set(single) == {"label", "score", "truncated", "top_k"} and single["top_k"] is None
+    single = client.post("/predict", json={"text": TEXTS[0]})  # top_k left out: the API's default
+    assert set(single.json()) == {"label", "score", "truncated", "top_k"} and single.json()["top_k"] is None
+    assert single.headers["server"] == "BentoML Service/text-classifier"  # through request_path's header patch
 
 
 def test_errors_go_through_the_status_table(client: TestClient) -> None:

@@ -19,7 +19,7 @@ def test_bentoml_is_the_version_the_workarounds_were_checked_against() -> None:
 def test_every_patch_takes_hold() -> None:
     bentoml_compat.apply()
     bentoml_compat.apply()  # idempotent: service.py runs at import in every worker
-    assert bentoml_compat.patches_in_effect() == {"batch_dispatch": True, "client_error_logs": True}
+    assert bentoml_compat.patches_in_effect() == {"batch_dispatch": True, "client_error_logs": True, "request_path": True}
 
 
 # service.py imported as `bentoml serve`'s supervisor imports it (to read the config), or as a
@@ -46,9 +46,9 @@ def _import_service_as(role: str) -> str:
 def test_the_supervisor_imports_the_service_without_patches_or_model_libraries(tiny_export) -> None:
     out = _import_service_as("supervisor")
     assert "MODEL-ONLY: []" in out, out  # numpy and tokenizers cost the supervisor 16 MB RSS
-    assert "PATCHED: {'batch_dispatch': False, 'client_error_logs': False}" in out, out
+    assert "PATCHED: {'batch_dispatch': False, 'client_error_logs': False, 'request_path': False}" in out, out
 
 
 def test_a_serving_worker_imports_the_service_with_every_patch(tiny_export) -> None:
     out = _import_service_as("worker")
-    assert "PATCHED: {'batch_dispatch': True, 'client_error_logs': True}" in out, out
+    assert "PATCHED: {'batch_dispatch': True, 'client_error_logs': True, 'request_path': True}" in out, out

@@ -6,6 +6,7 @@ takes hold):
 |---|---|---|
 | batch_dispatch (patch) | its adaptive batcher keeps lone requests waiting ~200 ms after a burst | a target-latency knob was proposed in bentoml/BentoML#3630, not merged |
 | client_error_logs (patch) | logs every 400 at ERROR with a 40-line traceback | none found |
+| request_path (patch) | rebuilds the API method's local caller and binds `@inject` for the response headers on every request | none found |
 | runner_calls | its runner client pools connections 15 s while the runner closes them after 5 s: a call can hit a closing one | bentoml/BentoML#4971, fix proposed in #5698 |
 | shutdown_drain | on SIGTERM circus stops a runner together with the service calling it | none found |
 | service_config | renews runner connection pools under calls in flight; builds tracing spans with no exporter; rebuilds an undeclared answer's JSON schema per call | bentoml/BentoML#4971 |
@@ -13,7 +14,7 @@ takes hold):
 
 Only the GPU path has a runner service (the CPU model runs in the HTTP process,
 textclf/core/local_model.py), so the runner workarounds are used by it alone. `apply()` installs
-the two process-wide patches; service.py calls it once, in serving workers only (`in_worker`).
+the three process-wide patches; service.py calls it once, in serving workers only (`in_worker`).
 """
 
 from __future__ import annotations
@@ -37,16 +38,20 @@ def in_worker() -> bool:
 
 def apply() -> None:
     """Install the process-wide patches; idempotent."""
+    from textclf.bentoml_compat import request_path
     from textclf.bentoml_compat.batch_dispatch import dispatch_without_waiting
 
     dispatch_without_waiting()
     quiet_client_error_tracebacks()
+    request_path.build_once()
 
 
 def patches_in_effect() -> dict[str, bool]:
+    from textclf.bentoml_compat import request_path
     from textclf.bentoml_compat.batch_dispatch import waiting_is_off
 
     return {
         "batch_dispatch": waiting_is_off(),
         "client_error_logs": any(isinstance(f, ClientErrorTracebacks) for f in logging.getLogger(BENTOML_ERROR_LOGGER).filters),
+        "request_path": request_path.in_effect(),
     }
