@@ -99,28 +99,32 @@ def _median(values: list[float | None]) -> float | None:
 
 
 def repeated(result: dict, model: str = "default") -> list[dict]:
-    """Per level measured in more than one round: each round's requests/s and p50 of every server, their
-    medians, and each round's ratios with their median. A ratio is taken within one round, where the
-    two servers ran a minute or two apart, not across the whole run."""
+    """Per level of the rounds (the servers up together, measured in turns): each round's requests/s
+    and p50 of every server (the medians of its blocks in that round), their medians, and each
+    round's ratios with their median."""
     from bench.suite import ROUND_SERVERS
 
-    by: dict[tuple[str, int], dict[int, dict]] = {}
-    for r in result["runs"] + result.get("rounds", []):
+    blocks: dict[tuple[str, int], dict[int, list[dict]]] = {}
+    for r in result.get("rounds", []):
         if r["model"] == model and r["texts"] == "mixed" and r["server"] in ROUND_SERVERS:
-            by.setdefault((r["server"], r["concurrency"]), {})[r.get("round", 1)] = r
-    numbers = sorted({n for per_round in by.values() for n in per_round})
-    levels = sorted({c for (_, c), per_round in by.items() if len(per_round) > 1})
+            blocks.setdefault((r["server"], r["concurrency"]), {}).setdefault(r["round"], []).append(r)
+    numbers = sorted({n for per_round in blocks.values() for n in per_round})
     out = []
-    for c in levels:
-        servers = [s for s in ROUND_SERVERS if (s, c) in by]
-        rps = {s: [by[(s, c)].get(n, {}).get("rps") for n in numbers] for s in servers}
-        p50 = {s: [by[(s, c)].get(n, {}).get("p50_ms") for n in numbers] for s in servers}
-        per_round = {name: [_ratio(a, b) for a, b in zip(rps[top], rps[bottom])] for name, (top, bottom) in RATIOS.items()
-                     if top in rps and bottom in rps}
-        row = {"concurrency": c, "rounds": numbers, "rps": rps, "rps_median": {s: _median(v) for s, v in rps.items()}, "p50_ms": p50,
+    for c in sorted({c for (_, c) in blocks}):
+        servers = [s for s in ROUND_SERVERS if (s, c) in blocks]
+
+        def per_round(server: str, metric: str) -> list[float | None]:
+            return [_median([b[metric] for b in blocks[(server, c)].get(n, [])]) for n in numbers]
+
+        rps = {s: per_round(s, "rps") for s in servers}
+        p50 = {s: per_round(s, "p50_ms") for s in servers}
+        ratio_rounds = {name: [_ratio(a, b) for a, b in zip(rps[top], rps[bottom])] for name, (top, bottom) in RATIOS.items()
+                        if top in rps and bottom in rps}
+        row = {"concurrency": c, "rounds": numbers, "blocks": {s: sum(map(len, blocks[(s, c)].values())) for s in servers},
+               "rps": rps, "rps_median": {s: _median(v) for s, v in rps.items()}, "p50_ms": p50,
                "p50_median_ms": {s: _median(v) for s, v in p50.items()},
-               "errors": {s: sum(r["errors"] for r in by[(s, c)].values()) for s in servers},
-               "ratios": {name: {"per_round": v, "median": _median(v)} for name, v in per_round.items()}}
+               "errors": {s: sum(b["errors"] for per in blocks[(s, c)].values() for b in per) for s in servers},
+               "ratios": {name: {"per_round": v, "median": _median(v)} for name, v in ratio_rounds.items()}}
         if c == 1 and "ours" in p50 and "O" in p50:  # the c=1 latency target
             deltas = [None if a is None or b is None else round(a - b, 3) for a, b in zip(p50["ours"], p50["O"])]
             row["ours_minus_O_p50_ms"] = {"per_round": deltas, "median": _median(deltas)}
@@ -130,8 +134,8 @@ def repeated(result: dict, model: str = "default") -> list[dict]:
 
 def targets(result: dict) -> list[dict]:
     """The targets of issue 13 (2 cores), measured; nothing is asserted. Where the servers ran in
-    several rounds (the default model's ours and O), the medians of the per-round figures count,
-    each figure taken within one round; elsewhere the main pass's."""
+    the rounds (the default model's ours and O), the medians of the per-round figures count, each
+    figure taken within one round; elsewhere the main pass's."""
     rounds = {r["concurrency"]: r for r in repeated(result)}
 
     def ratio(name: str, c: int, model: str = "default") -> tuple[float | None, str]:
@@ -185,7 +189,8 @@ def markdown(result: dict, chart: str | None) -> str:
         f"Load average (1 min) {meta['load_start'][0]:.1f} at start, {meta['load_end'][0]:.1f} at end: above the core count means other "
         "work shared the cores and the figures are noisy.",
         "",
-        "Every server ran alone on 127.0.0.1, one after another, on 2 intra-op threads (onnxruntime or torch) in one serving "
+        "In the main pass every server ran alone on 127.0.0.1, one after another (the rounds at the end ran the close comparisons "
+        "together, in turns), on 2 intra-op threads (onnxruntime or torch) in one serving "
         "process (ours-2w: 2 processes of 1 thread each; our service also has `bentoml serve`'s supervisor process), warmed up "
         "first, with the same texts in the same order. Load: closed loop (each of c clients sends its next request when "
         f"its answer arrives), {meta['config']['requests']} requests per level or {meta['config']['max_seconds']:.0f} s, whichever "
@@ -260,17 +265,21 @@ def _rounds_section(result: dict) -> list[str]:
     if not rows:
         return []
     numbers = rows[0]["rounds"]
+    config = result["meta"]["config"]
     each = lambda values, digits=1: ", ".join(_fmt(v, digits) for v in values)  # noqa: E731
-    body = [[s, str(r["concurrency"]), each(r["rps"][s]), _fmt(r["rps_median"][s]), each(r["p50_ms"][s], 2), _fmt(r["p50_median_ms"][s], 2), str(r["errors"][s])]
-            for r in rows for s in r["rps"]]
+    body = [[s, str(r["concurrency"]), each(r["rps"][s]), _fmt(r["rps_median"][s]), each(r["p50_ms"][s], 2), _fmt(r["p50_median_ms"][s], 2),
+             str(r["blocks"][s]), str(r["errors"][s])] for r in rows for s in r["rps"]]
     ratio_body = [[name, str(r["concurrency"]), ", ".join(_x(v) for v in ratio["per_round"]), _x(ratio["median"])] for r in rows for name, ratio in r["ratios"].items()]
     ratio_body += [["ours p50 - O p50 (ms)", str(r["concurrency"]), each(r["ours_minus_O_p50_ms"]["per_round"], 2), _fmt(r["ours_minus_O_p50_ms"]["median"], 2)]
                    for r in rows if "ours_minus_O_p50_ms" in r]
-    return [f"## Repeated rounds (default model, mixed texts, {len(numbers)} rounds)", "",
-            "The servers of the ours / O targets (and O-seed, for information) were started again and measured at these levels in later rounds, "
-            "in alternating order (round 2 backwards, round 3 forwards, ...); round 1 is the main pass above. A ratio is taken inside one "
-            "round, where the two servers ran minutes apart; the targets use the median of those.", "",
-            *_table(["server", "c", "req/s by round", "median req/s", "p50 ms by round", "median p50 ms", "errors"], body), "",
+    return [f"## Rounds: the close comparisons, servers up together (default model, mixed texts, {len(numbers)} rounds)", "",
+            "After the main pass, the servers of the ours / O targets (and O-seed, for information) were started again all at once and "
+            f"measured in turns: in each round, at each level, every server took {config['round_blocks']} blocks of "
+            f"{config['round_requests']} requests (at least 16 a client), the order of the servers reversed from one block to the next, "
+            "each block after a short warm-up at its level. A server's figure in a round is the median of its blocks; a ratio or "
+            "difference is taken inside one round, where the servers ran seconds apart on the same noisy machine; the targets use "
+            "the median of the rounds.", "",
+            *_table(["server", "c", "req/s by round", "median req/s", "p50 ms by round", "median p50 ms", "blocks", "errors"], body), "",
             *_table(["ratio", "c", "by round", "median"], ratio_body), ""]
 
 
@@ -303,7 +312,7 @@ def _inprocess_section(result: dict) -> list[str]:
 
 
 def _servers_section(result: dict) -> list[str]:
-    body = [[s["model"], s["server"] + (f" (round {s['round']})" if s.get("round", 1) > 1 else ""), _fmt(s.get("start_s"), 1), _fmt(s.get("idle_rss_mb"), 0), _fmt(s["peak_rss_mb"], 0), str(s["processes"]),
+    body = [[s["model"], s["server"] + (" (rounds)" if s["phase"] == "rounds" else ""), _fmt(s.get("start_s"), 1), _fmt(s.get("idle_rss_mb"), 0), _fmt(s["peak_rss_mb"], 0), str(s["processes"]),
              f"{s['load_before']:.1f} / {s['load_after']:.1f}"] for s in result["servers"]]
     return ["## Server processes", "", "RSS is summed over the server's process tree (psutil, sampled every 0.1 s; shared pages count once per process).", "",
             *_table(["model", "server", "ready after s", "RSS after warm-up MB", "peak RSS MB", "processes", "load avg before / after"], body), ""]
@@ -348,7 +357,7 @@ def chart(result: dict, path: Path) -> None:
     ax.set_title("requests/s by model and text set (c=" + (str(groups[0][1]["concurrency"]) if groups else "–") + ")")
     ax.legend(fontsize=8)
     ax = axes[1][1]
-    servers = [s for s in result["servers"] if s.get("round", 1) == 1]
+    servers = [s for s in result["servers"] if s["phase"] == "main"]
     ax.barh([f"{s['model']}/{s['server']}" for s in servers], [s["peak_rss_mb"] for s in servers], color=[colors.get(s["server"], "gray") for s in servers])
     ax.set_xlabel("MB")
     ax.set_title("peak RSS of the server's process tree")

@@ -62,10 +62,11 @@ def test_quick_run_writes_a_complete_json_report(quick_run: Path) -> None:
     assert result["failures"] == []
     assert result["meta"]["quick"] is True
     assert {s["server"] for s in result["servers"]} == set(QUICK_SERVERS)
+    assert {s["phase"] for s in result["servers"]} == {"main", "rounds"}
     for server in result["servers"]:
         assert server["peak_rss_mb"] > 0 and server["start_s"] > 0
     # `bentoml serve` and its HTTP workers: TEXTCLF_WORKERS reached the service; the baselines are one process
-    processes = {s["server"]: s["processes"] for s in result["servers"] if s["round"] == 1}
+    processes = {s["server"]: s["processes"] for s in result["servers"] if s["phase"] == "main"}
     assert processes == {"ours": 2, "ours-2w": 3, "O": 1, "T": 1}, processes
     runs = {(r["server"], r["texts"], r["concurrency"]): r for r in result["runs"]}
     expected = {(s, "mixed", c) for s in QUICK_SERVERS for c in QUICK_LEVELS} | {(s, "len16", 8) for s in ("ours", "O", "T")}
@@ -94,14 +95,18 @@ def test_quick_run_writes_a_complete_json_report(quick_run: Path) -> None:
     assert [(row["texts"], row["concurrency"]) for row in by_length] == [("mixed", 8), ("len16", 8)]
     for row in by_length:
         assert row["ours/L"] == round(runs[("ours", row["texts"], 8)]["rps"] / result["inprocess"]["default"]["limit"][row["texts"]]["rps"], 2)
-    # a second round of ours, ours-2w and O, in reverse order, whose per-round ratios and medians are reported
-    second = [(r["server"], r["concurrency"]) for r in result["rounds"]]
-    assert second == [(s, c) for s in ("O", "ours-2w", "ours") for c in QUICK_LEVELS], second
-    assert all(r["round"] == 2 and r["errors"] == 0 and r["ok"] == r["sent"] > 0 for r in result["rounds"])
+    # the rounds: ours, O and ours-2w up together, in turns, the order reversed from one block to the next
+    turns = [(r["round"], r["concurrency"], r["block"], r["server"]) for r in result["rounds"]]
+    forward, backward = ["ours", "O", "ours-2w"], ["ours-2w", "O", "ours"]
+    assert turns == [(n, c, b, s) for n in (1, 2) for c in QUICK_LEVELS for b in (1, 2) for s in (forward if (n + b) % 2 == 0 else backward)], turns
+    assert all(r["errors"] == 0 and r["ok"] == r["sent"] == max(20, 16 * r["concurrency"]) for r in result["rounds"])
+    assert sorted(s["server"] for s in result["servers"] if s["phase"] == "rounds") == sorted(forward)
     for row in result["repeated"]:
-        assert row["rounds"] == [1, 2]
-        ours = [run["rps"] for run in result["runs"] + result["rounds"] if (run["server"], run["texts"], run["concurrency"]) == ("ours", "mixed", row["concurrency"])]
-        assert row["rps"]["ours"] == ours and row["rps_median"]["ours"] == pytest.approx(sum(ours) / 2, abs=1e-3)
+        assert row["rounds"] == [1, 2] and row["blocks"] == {s: 4 for s in forward}
+        for server in forward:  # a server's figure in a round: the median of its two blocks there
+            blocks = [[r for r in result["rounds"] if (r["server"], r["concurrency"], r["round"]) == (server, row["concurrency"], n)] for n in (1, 2)]
+            assert row["rps"][server] == [pytest.approx(sum(b["rps"] for b in pair) / 2, abs=1e-3) for pair in blocks]
+            assert row["p50_ms"][server] == [pytest.approx(sum(b["p50_ms"] for b in pair) / 2, abs=1e-3) for pair in blocks]
         assert row["ratios"]["ours/O"]["per_round"] == [round(a / b, 2) for a, b in zip(row["rps"]["ours"], row["rps"]["O"])]
     assert [row["concurrency"] for row in result["repeated"]] == list(QUICK_LEVELS)
     # the targets, each judged where the quick run measured it: it has no c=32, c=64 or base model
@@ -122,7 +127,7 @@ def test_quick_run_writes_the_markdown_table_and_the_chart(quick_run: Path) -> N
     for column in ("ours / T", "ours / O", "ours-2w / O", "ours / L"):
         assert column in header
     assert "tiny-onnx:" in markdown
-    assert "## Repeated rounds (default model, mixed texts, 2 rounds)" in markdown
+    assert "## Rounds: the close comparisons, servers up together (default model, mixed texts, 2 rounds)" in markdown
     assert "Ours / L by text length (default model, c=8" in markdown
     assert next(line for line in markdown.splitlines() if line.startswith("| texts | tokens |")).count("ours / L") == 1
     assert "runner" not in markdown  # no runner service on the CPU any more
