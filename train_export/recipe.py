@@ -22,15 +22,25 @@ from train_export.data import Example
 # graph optimization, quantization.
 TOOLCHAIN = ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "numpy", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 CODE_DIR = Path(__file__).resolve().parent
+# Not in the code digest: the default corpus's builders, whose output is (corpus_sha256 and the
+# catalogs' versions), and its held-out readers, which only evaluate. An edit there that builds the
+# same corpus is the same recipe, and the store's model is kept.
+UNHASHED_CODE = ("default_corpus",)
 
 
-def sha256_of_files(root: Path, pattern: str = "**/*") -> str:
-    """One digest of the files under `root` (names and contents, in sorted order)."""
+def sha256_of_files(root: Path, pattern: str = "**/*", skip: tuple[str, ...] = ()) -> str:
+    """One digest of the files under `root` (names and contents, in sorted order), but those under
+    the top-level folders in `skip`."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.glob(pattern) if p.is_file() and "__pycache__" not in p.parts):
+    files = (p for p in root.glob(pattern) if p.is_file() and "__pycache__" not in p.parts and p.relative_to(root).parts[0] not in skip)
+    for path in sorted(files):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def code_sha256(root: Path = CODE_DIR) -> str:
+    return sha256_of_files(root, "**/*.py", skip=UNHASHED_CODE)
 
 
 def sha256_of_examples(examples: list[Example]) -> str:
@@ -80,7 +90,7 @@ class Recipe:
             corpus_sha256=sha256_of_examples(examples),
             corpus_texts=len(examples),
             checkpoint_sha256=sha256_of_files(checkpoint_dir(config)),
-            code_sha256=sha256_of_files(CODE_DIR, "**/*.py"),
+            code_sha256=code_sha256(),
             versions=installed_versions(TOOLCHAIN) | (corpus_sources or {}),
             device="cuda" if torch.cuda.is_available() else "cpu",  # where fine-tuning runs
         )
