@@ -273,7 +273,7 @@ def _rounds_section(result: dict) -> list[str]:
     ratio_body += [["ours p50 - O p50 (ms)", str(r["concurrency"]), each(r["ours_minus_O_p50_ms"]["per_round"], 2), _fmt(r["ours_minus_O_p50_ms"]["median"], 2)]
                    for r in rows if "ours_minus_O_p50_ms" in r]
     return [f"## Rounds: the close comparisons, servers up together (default model, mixed texts, {len(numbers)} rounds)", "",
-            "After the main pass, the servers of the ours / O targets (and O-seed, for information) were started again all at once and "
+            f"After the main pass, the servers of the close comparisons ({', '.join(rows[0]['rps'])}) were started again all at once and "
             f"measured in turns: in each round, at each level, every server took {config['round_blocks']} blocks of "
             f"{config['round_requests']} requests (at least 16 a client), the order of the servers reversed from one block to the next, "
             "each block after a short warm-up at its level. A server's figure in a round is the median of its blocks; a ratio or "
